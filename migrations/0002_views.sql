@@ -180,10 +180,10 @@ SELECT order_type,
        destination_state,
        count(*) AS orders_delivered,
        avg(delivered_at - sent_at) AS avg_duration,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - sent_at))
-           * interval '1 second' AS p50_duration,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - sent_at))
-           * interval '1 second' AS p90_duration,
+       justify_hours(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - sent_at))
+           * interval '1 second') AS p50_duration,
+       justify_hours(percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - sent_at))
+           * interval '1 second') AS p90_duration,
        min(delivered_at - sent_at) AS min_duration,
        max(delivered_at - sent_at) AS max_duration
 FROM delivered
