@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +17,8 @@
 #include <system_error>
 #include <utility>
 
+#include "config/quote.hpp"
+
 namespace mailtrail::config {
 namespace {
 
@@ -23,7 +26,7 @@ constexpr std::string_view kApiKeyEnv = "MAILTRAIL_POSTGRID_API_KEY";
 constexpr std::string_view kDatabaseUrlEnv = "MAILTRAIL_DATABASE_URL";
 constexpr std::string_view kWebhookSecretsEnv = "MAILTRAIL_WEBHOOK_SECRETS";
 
-std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+std::string Quoted(std::string_view text) { return detail::QuoteForMessage(text); }
 
 std::string_view Trim(std::string_view text) {
   const auto first = text.find_first_not_of(" \t\r\n");
@@ -81,6 +84,10 @@ class Loader {
     std::vector<YAML::Node> documents;
     try {
       documents = YAML::LoadAll(std::string(yaml));
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own message for this is "bad file", which misleads.
+      throw ConfigError(file_, "", MarkLine(e.mark), MarkColumn(e.mark),
+                        "malformed YAML: nested too deeply");
     } catch (const YAML::ParserException& e) {
       throw ConfigError(file_, "", MarkLine(e.mark), MarkColumn(e.mark),
                         "malformed YAML: " + e.msg);

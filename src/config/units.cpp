@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "config/config.hpp"
+#include "config/quote.hpp"
 
 namespace mailtrail::config {
 namespace {
@@ -43,7 +44,7 @@ constexpr std::array<Unit, 7> kSizeUnits = {{
 // interval added to now() would overflow inside the timers.
 constexpr std::uint64_t kMaxDurationMs = 36500ULL * 24 * 60 * 60 * 1000;
 
-std::string Quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+std::string Quoted(std::string_view text) { return detail::QuoteForMessage(text); }
 
 struct NumberAndUnit {
   std::uint64_t number;

@@ -208,6 +208,19 @@ TEST(LoadConfigTest, BadInputsNameFileLineAndKey) {
        "test.yaml:3:19: malformed YAML: illegal map value"},
       {"tab indentation", "poll:\n\tinterval: 1h\n",
        "test.yaml:2:10: malformed YAML: illegal map value"},
+      {"nested too deeply", "poll: " + std::string(600, '[') + std::string(600, ']') + "\n",
+       "test.yaml:1:1207: malformed YAML: nested too deeply"},
+      {"alias cycle", "postgrid:\n  order_types: &b [letters, *b]\n",
+       "test.yaml:2:16: postgrid.order_types: entry 2: expected order types, got a list"},
+      {"merge keys are not supported", "base: &b {level: info}\nlog:\n  <<: *b\n",
+       "test.yaml:1:1: base: unknown key; known keys here: postgrid, database, poll, webhook, "
+       "metrics, log"},
+      {"control characters are escaped", std::string("poll:\n  interval: \"\\0 1h\"\n"),
+       "test.yaml:2:13: poll.interval: invalid duration \"\\x00 1h\": no spaces allowed; write "
+       "500ms, 2s, 15m, 1h or 14d"},
+      {"long values are cut", "log:\n  level: " + std::string(100, 'v') + "\n",
+       "test.yaml:2:10: log.level: unknown log level \"" + std::string(80, 'v') +
+           "\"... (use trace, debug, info, warn or error)"},
       {"unknown top-level key", "postgrid: {}\npolling: {}\n",
        "test.yaml:2:1: polling: unknown key (did you mean poll?); known keys here: postgrid, "
        "database, poll, webhook, metrics, log"},
