@@ -154,7 +154,9 @@ class Loader {
   void ReadMap(const YAML::Node& map, const std::string& prefix, const std::vector<Field>& fields) {
     std::vector<std::pair<std::string, int>> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& key_node = it->first;
+      // By value: yaml-cpp's iterator hands out a temporary proxy, so a reference would dangle.
+      const YAML::Node key_node = it->first;
+      const YAML::Node value = it->second;
       if (!key_node.IsScalar()) {
         Fail(key_node.Mark(), prefix.empty() ? std::string("(top level)") : prefix,
              "keys must be plain names, got " + DescribeKind(key_node));
@@ -173,7 +175,7 @@ class Loader {
         if (candidate.name == name) field = &candidate;
       }
       if (field == nullptr) Fail(key_node.Mark(), dotted, UnknownKeyProblem(name, fields));
-      field->apply(Entry{dotted, key_node.Mark(), it->second});
+      field->apply(Entry{dotted, key_node.Mark(), value});
     }
   }
 
@@ -336,7 +338,7 @@ class Loader {
     }
     std::vector<Entry> items;
     std::size_t index = 0;
-    for (const YAML::Node& item : entry.value) {
+    for (const YAML::Node item : entry.value) {
       ++index;
       Entry item_entry{entry.key, entry.key_mark, item};
       if (item.IsNull()) {
