@@ -338,7 +338,7 @@ class Loader {
     }
     std::vector<Entry> items;
     std::size_t index = 0;
-    for (const YAML::Node item : entry.value) {
+    for (const auto& item : entry.value) {
       ++index;
       Entry item_entry{entry.key, entry.key_mark, item};
       if (item.IsNull()) {
