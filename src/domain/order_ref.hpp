@@ -19,8 +19,12 @@ enum class OrderType {
 };
 
 inline constexpr std::array<OrderType, 7> kAllOrderTypes = {
-    OrderType::kLetter,   OrderType::kPostcard, OrderType::kCheque,
-    OrderType::kSelfMailer, OrderType::kBox,  OrderType::kSnapPack,
+    OrderType::kLetter,
+    OrderType::kPostcard,
+    OrderType::kCheque,
+    OrderType::kSelfMailer,
+    OrderType::kBox,
+    OrderType::kSnapPack,
     OrderType::kReturnEnvelopeOrder,
 };
 
@@ -34,7 +38,8 @@ std::string_view ObjectName(OrderType type);
 
 std::optional<OrderType> OrderTypeFromEndpoint(std::string_view endpoint);
 std::optional<OrderType> OrderTypeFromObject(std::string_view object);
-/// Derives the type from the id prefix (`letter_…`, `return_envelope_order_…`); nullopt if none fits.
+/// Derives the type from the id prefix (`letter_…`, `return_envelope_order_…`); nullopt if none
+/// fits.
 std::optional<OrderType> OrderTypeFromId(std::string_view id);
 
 /// Names one order at PostGrid. Return envelope orders live under their envelope, so their

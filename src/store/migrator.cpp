@@ -103,8 +103,8 @@ std::vector<MigrationFile> ReadMigrations(const std::filesystem::path& directory
     file.sql = ReadWholeFile(entry.path());
     file.checksum = Sha256Hex(file.sql);
     if (auto [it, inserted] = seen.emplace(file.version, name); !inserted) {
-      throw MigrationError("migration files " + it->second + " and " + name +
-                           " share version " + match[1].str());
+      throw MigrationError("migration files " + it->second + " and " + name + " share version " +
+                           match[1].str());
     }
     files.push_back(std::move(file));
   }
@@ -129,8 +129,7 @@ std::vector<long> AppliedVersions(pqxx::connection_base& connection) {
   return versions;
 }
 
-MigrationReport Migrate(pqxx::connection_base& connection,
-                        const std::filesystem::path& directory) {
+MigrationReport Migrate(pqxx::connection_base& connection, const std::filesystem::path& directory) {
   const std::vector<MigrationFile> files = ReadMigrations(directory);
   MigrationReport report;
 
@@ -156,8 +155,9 @@ MigrationReport Migrate(pqxx::connection_base& connection,
   }
 
   for (const auto& [version, name_and_checksum] : applied) {
-    const auto file = std::find_if(files.begin(), files.end(),
-                                   [v = version](const MigrationFile& f) { return f.version == v; });
+    const auto file =
+        std::find_if(files.begin(), files.end(),
+                     [v = version](const MigrationFile& f) { return f.version == v; });
     if (file == files.end()) {
       throw MigrationError("the database has migration " + name_and_checksum.first +
                            " applied, which is not in " + directory.string() +
@@ -186,8 +186,8 @@ MigrationReport Migrate(pqxx::connection_base& connection,
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
-      throw MigrationError("migration " + file.path.string() + " failed and was rolled back: " +
-                           e.what());
+      throw MigrationError("migration " + file.path.string() +
+                           " failed and was rolled back: " + e.what());
     }
     report.applied.push_back(file.name);
   }

@@ -28,10 +28,9 @@ std::string DsnForDatabase(const std::string& server_dsn, const std::string& dat
   }
   const auto query = server_dsn.find('?', scheme_end);
   const auto path = server_dsn.find('/', scheme_end + 3);
-  const std::string head =
-      path == std::string::npos || (query != std::string::npos && path > query)
-          ? server_dsn.substr(0, query)
-          : server_dsn.substr(0, path);
+  const std::string head = path == std::string::npos || (query != std::string::npos && path > query)
+                               ? server_dsn.substr(0, query)
+                               : server_dsn.substr(0, path);
   const std::string tail = query == std::string::npos ? "" : server_dsn.substr(query);
   return head + "/" + database + tail;
 }

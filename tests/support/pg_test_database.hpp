@@ -10,7 +10,8 @@ namespace mailtrail::testing {
 std::string ServerDsn();
 
 /// A database of its own for one test: created empty on construction, dropped (after terminating
-/// its connections) on destruction. Each test gets a fresh one, so tests never see each other's rows.
+/// its connections) on destruction. Each test gets a fresh one, so tests never see each other's
+/// rows.
 class TestDatabase {
  public:
   TestDatabase();

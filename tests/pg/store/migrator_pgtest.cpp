@@ -1,5 +1,3 @@
-#include "store/migrator.hpp"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -9,6 +7,7 @@
 #include <thread>
 
 #include "pg_test_database.hpp"
+#include "store/migrator.hpp"
 
 namespace mailtrail::store {
 namespace {
@@ -62,16 +61,16 @@ TEST_F(MigratorTest, FreshDatabaseGetsEveryShippedMigration) {
   for (std::size_t i = 0; i < files.size(); ++i) EXPECT_EQ(report.applied[i], files[i].name);
   EXPECT_EQ(Count(connection, "SELECT count(*) FROM mailtrail.schema_migrations"),
             static_cast<long>(files.size()));
-  for (const char* table : {"mailtrail.orders", "mailtrail.order_changes",
-                            "mailtrail.carrier_tracking_events", "mailtrail.webhook_deliveries",
-                            "mailtrail.order_timeline", "mailtrail.status_durations",
-                            "mailtrail.stuck_orders", "mailtrail.daily_status_counts",
-                            "mailtrail.delivery_performance"}) {
+  for (const char* table :
+       {"mailtrail.orders", "mailtrail.order_changes", "mailtrail.carrier_tracking_events",
+        "mailtrail.webhook_deliveries", "mailtrail.order_timeline", "mailtrail.status_durations",
+        "mailtrail.stuck_orders", "mailtrail.daily_status_counts",
+        "mailtrail.delivery_performance"}) {
     EXPECT_TRUE(TableExists(connection, table)) << table;
   }
   pqxx::read_transaction tx(connection);
-  const auto row = tx.exec(
-      "SELECT checksum FROM mailtrail.schema_migrations ORDER BY version LIMIT 1")[0];
+  const auto row =
+      tx.exec("SELECT checksum FROM mailtrail.schema_migrations ORDER BY version LIMIT 1")[0];
   EXPECT_EQ(row[0].as<std::string>(), files.front().checksum);
 }
 
@@ -86,7 +85,8 @@ TEST_F(MigratorTest, SecondRunAppliesNothing) {
 TEST_F(MigratorTest, ConcurrentRunnersApplyEachFileOnce) {
   // A migration that would fail on a second application proves "once" beyond the version table.
   TempDir dir;
-  dir.Write("0001_first.sql", "CREATE TABLE public.once_marker (n int); INSERT INTO public.once_marker VALUES (1);");
+  dir.Write("0001_first.sql",
+            "CREATE TABLE public.once_marker (n int); INSERT INTO public.once_marker VALUES (1);");
   dir.Write("0002_slow.sql", "SELECT pg_sleep(0.3); INSERT INTO public.once_marker VALUES (2);");
   dir.Write("0003_third.sql", "CREATE TABLE public.third (n int);");
 

@@ -89,14 +89,18 @@ TEST_F(ViewsTest, StatusDurationsSpanEachStatusOfEachOrder) {
   ASSERT_EQ(rows.size(), 5u);
   // A's first status was ready at createdAt, not at the snapshot's updatedAt.
   const std::vector<std::vector<std::string>> expected_a = {
-      {"letter_A", "ready", "2026-01-01 00:00:00+00", "2026-01-02 09:00:00+00", "f", "1 day 09:00:00"},
-      {"letter_A", "printing", "2026-01-02 09:00:00+00", "2026-01-03 12:00:00+00", "f", "1 day 03:00:00"},
-      {"letter_A", "processed_for_delivery", "2026-01-03 12:00:00+00", "2026-01-06 12:00:00+00", "f", "3 days"},
+      {"letter_A", "ready", "2026-01-01 00:00:00+00", "2026-01-02 09:00:00+00", "f",
+       "1 day 09:00:00"},
+      {"letter_A", "printing", "2026-01-02 09:00:00+00", "2026-01-03 12:00:00+00", "f",
+       "1 day 03:00:00"},
+      {"letter_A", "processed_for_delivery", "2026-01-03 12:00:00+00", "2026-01-06 12:00:00+00",
+       "f", "3 days"},
       {"letter_A", "completed", "2026-01-06 12:00:00+00", "NULL", "t", "NULL"},
   };
   for (std::size_t r = 0; r < expected_a.size(); ++r) {
     for (std::size_t c = 0; c < expected_a[r].size(); ++c) {
-      EXPECT_EQ(Text(rows[r][static_cast<int>(c)]), expected_a[r][c]) << "row " << r << " col " << c;
+      EXPECT_EQ(Text(rows[r][static_cast<int>(c)]), expected_a[r][c])
+          << "row " << r << " col " << c;
     }
   }
   // B is still processed_for_delivery: its duration runs until now.
@@ -173,12 +177,18 @@ TEST_F(ViewsTest, OrderTimelineInterleavesChangesAndCarrierEvents) {
       "FROM mailtrail.order_timeline WHERE order_id = 'letter_D' "
       "ORDER BY occurred_at, change_id NULLS LAST");
   const std::vector<std::vector<std::string>> expected = {
-      {"2026-01-02 00:00:00+00", "change", "status", "NULL", "processed_for_delivery", "NULL", "NULL", "discovery"},
-      {"2026-01-02 00:00:00+00", "change", "carrier_status", "NULL", "pre_transit", "NULL", "NULL", "discovery"},
-      {"2026-01-02 08:00:00+00", "carrier_event", "carrier_event", "NULL", "pre_transit", "Label created", "NULL", "USPS"},
-      {"2026-01-05 10:00:00+00", "carrier_event", "carrier_event", "NULL", "delivered", "Delivered, front door", "Los Angeles, CA, 90001, US", "USPS"},
-      {"2026-01-05 12:00:00+00", "change", "carrier_status", "pre_transit", "delivered", "NULL", "NULL", "poll"},
-      {"2026-01-05 12:00:00+00", "change", "status", "processed_for_delivery", "completed", "NULL", "NULL", "poll"},
+      {"2026-01-02 00:00:00+00", "change", "status", "NULL", "processed_for_delivery", "NULL",
+       "NULL", "discovery"},
+      {"2026-01-02 00:00:00+00", "change", "carrier_status", "NULL", "pre_transit", "NULL", "NULL",
+       "discovery"},
+      {"2026-01-02 08:00:00+00", "carrier_event", "carrier_event", "NULL", "pre_transit",
+       "Label created", "NULL", "USPS"},
+      {"2026-01-05 10:00:00+00", "carrier_event", "carrier_event", "NULL", "delivered",
+       "Delivered, front door", "Los Angeles, CA, 90001, US", "USPS"},
+      {"2026-01-05 12:00:00+00", "change", "carrier_status", "pre_transit", "delivered", "NULL",
+       "NULL", "poll"},
+      {"2026-01-05 12:00:00+00", "change", "status", "processed_for_delivery", "completed", "NULL",
+       "NULL", "poll"},
   };
   ASSERT_EQ(rows.size(), expected.size());
   for (std::size_t r = 0; r < expected.size(); ++r) {

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole default test suite, from a fresh clone on a fresh Debian 12 machine:
+# installs the dependencies, builds (release preset, build/), starts a throwaway PostgreSQL and
+# runs every test except the `bench` and `long` labels. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+cmake --preset release
+cmake --build --preset release -j "$(nproc)"
+
+# -LE excludes the benchmark and long-soak labels; --no-tests=error turns "ran nothing" into a failure.
+bash scripts/pg_tmp.sh -- \
+  ctest --test-dir build --output-on-failure --no-tests=error -j 2 -LE '^(bench|long)$' "$@"
