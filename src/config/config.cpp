@@ -161,8 +161,10 @@ class Loader {
         Fail(key_node.Mark(), prefix.empty() ? std::string("(top level)") : prefix,
              "keys must be plain names, got " + DescribeKind(key_node));
       }
-      const std::string name = key_node.Scalar();
-      const std::string dotted = prefix.empty() ? name : prefix + "." + name;
+      const std::string& name = key_node.Scalar();
+      std::string dotted = prefix;
+      if (!dotted.empty()) dotted += '.';
+      dotted += name;
       for (const auto& [seen_name, seen_line] : seen) {
         if (seen_name == name) {
           Fail(key_node.Mark(), dotted,
@@ -210,20 +212,20 @@ class Loader {
 
   // The scalar's text. `what` names the expected type for the error ("a string", "a duration").
   // Never puts the value into a message, so it is safe for secrets.
-  std::string Scalar(const Entry& entry, std::string_view what) const {
+  [[nodiscard]] std::string Scalar(const Entry& entry, std::string_view what) const {
     if (!entry.value.IsScalar()) {
       FailValue(entry, "expected " + std::string(what) + ", got " + DescribeKind(entry.value));
     }
     return entry.value.Scalar();
   }
 
-  std::string NonEmptyString(const Entry& entry) const {
+  [[nodiscard]] std::string NonEmptyString(const Entry& entry) const {
     std::string text = Scalar(entry, "a string");
     if (text.empty()) FailValue(entry, "must not be empty");
     return text;
   }
 
-  long long Integer(const Entry& entry, long long min, long long max) const {
+  [[nodiscard]] long long Integer(const Entry& entry, long long min, long long max) const {
     const std::string text = Scalar(entry, "an integer");
     if (!IsPlainScalar(entry.value)) {
       FailValue(entry,
@@ -241,7 +243,7 @@ class Loader {
     return value;
   }
 
-  double PositiveNumber(const Entry& entry) const {
+  [[nodiscard]] double PositiveNumber(const Entry& entry) const {
     const std::string text = Scalar(entry, "a number");
     if (!IsPlainScalar(entry.value)) {
       FailValue(entry, "expected a number, got the string " + Quoted(text) + " (drop the quotes)");
@@ -255,7 +257,7 @@ class Loader {
     return value;
   }
 
-  Duration DurationValue(const Entry& entry, bool zero_allowed) const {
+  [[nodiscard]] Duration DurationValue(const Entry& entry, bool zero_allowed) const {
     const std::string text = Scalar(entry, "a duration such as 500ms, 2s, 15m, 1h or 14d");
     Duration value{};
     try {
@@ -269,7 +271,7 @@ class Loader {
     return value;
   }
 
-  std::size_t SizeValue(const Entry& entry, std::size_t min, std::size_t max) const {
+  [[nodiscard]] std::size_t SizeValue(const Entry& entry, std::size_t min, std::size_t max) const {
     const std::string text = Scalar(entry, "a size such as 512KiB or 1MiB");
     std::size_t value = 0;
     try {
@@ -284,7 +286,7 @@ class Loader {
     return value;
   }
 
-  HostPort ListenValue(const Entry& entry) const {
+  [[nodiscard]] HostPort ListenValue(const Entry& entry) const {
     const std::string text = Scalar(entry, "host:port");
     const auto bad = [&](const std::string& why) {
       FailValue(entry, "invalid listen address " + Quoted(text) + ": " + why +
@@ -331,7 +333,7 @@ class Loader {
   }
 
   // Returns the entries of a list, failing on a non-list; null entries are reported by position.
-  std::vector<Entry> ListEntries(const Entry& entry, std::string_view what) const {
+  [[nodiscard]] std::vector<Entry> ListEntries(const Entry& entry, std::string_view what) const {
     if (!entry.value.IsSequence()) {
       FailValue(entry,
                 "expected a list of " + std::string(what) + ", got " + DescribeKind(entry.value));
@@ -529,7 +531,7 @@ class Loader {
     };
   }
 
-  std::optional<std::string> Env(std::string_view name) const {
+  [[nodiscard]] std::optional<std::string> Env(std::string_view name) const {
     if (!env_) return std::nullopt;
     auto value = env_(std::string(name).c_str());
     if (!value || value->empty()) return std::nullopt;  // empty = not set (EnvironmentFile habit)
@@ -586,23 +588,22 @@ class Loader {
   YAML::Mark metrics_listen_mark_ = YAML::Mark::null_mark();
 };
 
-std::string FormatError(const std::string& file, const std::string& key, int line, int column,
-                        const std::string& problem) {
+// "FILE:LINE:COL: " (or "FILE: " without a position): the prefix of every ConfigError message.
+std::string FormatLocation(const std::string& file, int line, int column) {
   std::string text = file;
   if (line > 0) {
     text += ":" + std::to_string(line);
     if (column > 0) text += ":" + std::to_string(column);
   }
-  text += ": ";
-  if (!key.empty()) text += key + ": ";
-  return text + problem;
+  return text + ": ";
 }
 
 }  // namespace
 
 ConfigError::ConfigError(std::string file, std::string key, int line, int column,
                          std::string problem)
-    : std::runtime_error(FormatError(file, key, line, column, problem)),
+    : std::runtime_error(FormatLocation(file, line, column) + (key.empty() ? "" : key + ": ") +
+                         problem),
       file_(std::move(file)),
       key_(std::move(key)),
       line_(line),

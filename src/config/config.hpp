@@ -64,7 +64,7 @@ struct WebhookConfig {
   std::string path = "/webhooks/postgrid";
   std::vector<std::string> secrets;
   Duration max_age = std::chrono::minutes(10);
-  std::size_t max_body = 1024 * 1024;
+  std::size_t max_body = std::size_t{1024} * 1024;
 
   bool operator==(const WebhookConfig&) const = default;
 };
@@ -105,14 +105,14 @@ class ConfigError : public std::runtime_error {
   /// `line`/`column` are 1-based; 0 means unknown. `key` is the full dotted key or empty.
   ConfigError(std::string file, std::string key, int line, int column, std::string problem);
 
-  const std::string& file() const noexcept { return file_; }
-  const std::string& key() const noexcept { return key_; }
+  [[nodiscard]] const std::string& file() const noexcept { return file_; }
+  [[nodiscard]] const std::string& key() const noexcept { return key_; }
   /// 1-based, 0 when unknown.
-  int line() const noexcept { return line_; }
+  [[nodiscard]] int line() const noexcept { return line_; }
   /// 1-based, 0 when unknown.
-  int column() const noexcept { return column_; }
+  [[nodiscard]] int column() const noexcept { return column_; }
   /// The message without the "FILE:LINE:COL: KEY: " prefix.
-  const std::string& problem() const noexcept { return problem_; }
+  [[nodiscard]] const std::string& problem() const noexcept { return problem_; }
 
  private:
   std::string file_;

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <string>
@@ -63,10 +64,10 @@ std::string RedactPasswordParameters(std::string text, bool uri) {
 }
 
 std::string FormatNumber(double value) {
-  char buffer[64];
-  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  std::array<char, 64> buffer{};
+  const auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
   if (ec != std::errc()) return std::to_string(value);
-  return std::string(buffer, end);
+  return {buffer.data(), end};
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <cstdio>
 #include <string>
 #include <string_view>
 
@@ -17,9 +16,10 @@ inline std::string QuoteForMessage(std::string_view text) {
       quoted += '\\';
       quoted += static_cast<char>(byte);
     } else if (byte < 0x20 || byte == 0x7f) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
-      quoted += escaped;
+      constexpr std::string_view kHex = "0123456789abcdef";
+      quoted += "\\x";
+      quoted += kHex[byte >> 4];
+      quoted += kHex[byte & 0xf];
     } else {
       quoted += static_cast<char>(byte);
     }
