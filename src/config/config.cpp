@@ -51,6 +51,14 @@ std::size_t EditDistance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+std::string FormatNumber(double value) {
+  std::array<char, 64> buffer{};
+  const auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value,
+                                       std::chars_format::general);
+  if (ec != std::errc()) return std::to_string(value);
+  return {buffer.data(), end};
+}
+
 std::string DescribeKind(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Map:
@@ -243,7 +251,7 @@ class Loader {
     return value;
   }
 
-  [[nodiscard]] double PositiveNumber(const Entry& entry) const {
+  [[nodiscard]] double Number(const Entry& entry, double min, double max) const {
     const std::string text = Scalar(entry, "a number");
     if (!IsPlainScalar(entry.value)) {
       FailValue(entry, "expected a number, got the string " + Quoted(text) + " (drop the quotes)");
@@ -253,7 +261,10 @@ class Loader {
     if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
       FailValue(entry, "expected a number, got " + Quoted(text));
     }
-    if (!(value > 0)) FailValue(entry, "out of range: " + text + " (must be greater than 0)");
+    if (value < min || value > max) {
+      FailValue(entry, "out of range: " + text + " (allowed " + FormatNumber(min) + ".." +
+                           FormatNumber(max) + ")");
+    }
     return value;
   }
 
@@ -414,7 +425,11 @@ class Loader {
            c.order_types = std::move(types);
          }},
         {"requests_per_second",
-         [this, &c](const Entry& e) { c.requests_per_second = PositiveNumber(e); }},
+         [this, &c](const Entry& e) {  // Bounded both ways: the rate limiter turns 1/rate into a
+                                       // clock duration, which must not
+           // overflow.
+           c.requests_per_second = Number(e, 0.001, 1e6);
+         }},
         {"max_concurrency",
          [this, &c](const Entry& e) { c.max_concurrency = static_cast<int>(Integer(e, 1, 256)); }},
         {"timeout", [this, &c](const Entry& e) { c.timeout = DurationValue(e, false); }},

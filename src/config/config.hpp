@@ -36,7 +36,7 @@ struct PostgridConfig {
   std::string api_key;
   std::vector<domain::OrderType> order_types{domain::kAllOrderTypes.begin(),
                                              domain::kAllOrderTypes.end()};
-  double requests_per_second = 50;              // > 0
+  double requests_per_second = 50;              // 0.001..1e6
   int max_concurrency = 8;                      // 1..256
   Duration timeout = std::chrono::seconds(10);  // > 0
 

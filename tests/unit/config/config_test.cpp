@@ -145,10 +145,12 @@ TEST(LoadConfigTest, GoodInputs) {
          c.postgrid.timeout = seconds(2);
          c.webhook.max_body = 1;
        }},
-      {"integer requests_per_second and minimum concurrency",
-       "postgrid:\n  requests_per_second: 1\n  max_concurrency: 1\n",
+      {"largest integer rate", "postgrid: {requests_per_second: 1000000}\n",
+       [](Config& c) { c.postgrid.requests_per_second = 1e6; }},
+      {"smallest rate and concurrency",
+       "postgrid:\n  requests_per_second: 0.001\n  max_concurrency: 1\n",
        [](Config& c) {
-         c.postgrid.requests_per_second = 1;
+         c.postgrid.requests_per_second = 0.001;
          c.postgrid.max_concurrency = 1;
        }},
       {"block list of order types", "postgrid:\n  order_types:\n    - boxes\n    - snap_packs\n",
@@ -257,9 +259,14 @@ TEST(LoadConfigTest, BadInputsNameFileLineAndKey) {
        "test.yaml:2:20: postgrid.max_concurrency: expected an integer, got "
        "\"99999999999999999999\""},
       {"rate 0", "postgrid:\n  requests_per_second: 0\n",
-       "test.yaml:2:24: postgrid.requests_per_second: out of range: 0 (must be greater than 0)"},
+       "test.yaml:2:24: postgrid.requests_per_second: out of range: 0 (allowed 0.001..1e+06)"},
+      {"rate too small", "postgrid:\n  requests_per_second: 1e-300\n",
+       "test.yaml:2:24: postgrid.requests_per_second: out of range: 1e-300 (allowed 0.001..1e+06)"},
+      {"rate too large", "postgrid:\n  requests_per_second: 1000001\n",
+       "test.yaml:2:24: postgrid.requests_per_second: out of range: 1000001 (allowed "
+       "0.001..1e+06)"},
       {"negative rate", "postgrid:\n  requests_per_second: -5\n",
-       "test.yaml:2:24: postgrid.requests_per_second: out of range: -5 (must be greater than 0)"},
+       "test.yaml:2:24: postgrid.requests_per_second: out of range: -5 (allowed 0.001..1e+06)"},
       {"infinite rate", "postgrid:\n  requests_per_second: .inf\n",
        "test.yaml:2:24: postgrid.requests_per_second: expected a number, got \".inf\""},
       {"nan rate", "postgrid:\n  requests_per_second: nan\n",
