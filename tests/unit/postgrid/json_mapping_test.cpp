@@ -705,3 +705,84 @@ TEST(MapListPageTest, RvalueOverloadMovesTheItems) {
 
 }  // namespace
 }  // namespace mailtrail::postgrid
+
+// ---- Robustness: every wrong shape is a MappingError, never another exception. ----
+
+namespace mailtrail::postgrid {
+namespace {
+
+const char* const kAllFixtures[] = {
+    "seed000_postcard_retrieve.json",     "seed000_postcard_imb_retrieve.json",
+    "seed000_cheque_certified.json",      "seed003_box_progression.json",
+    "seed004_snap_pack_progression.json", "letter_certified_delivered.json",
+    "self_mailer_in_transit.json",        "return_envelope_order_placed.json",
+    "return_envelope_order_filled.json",  "cheque_cancelled.json",
+    "postcard_unknown_values.json",       "letter_webhook_data_no_object.json",
+};
+
+void CollectPointers(const json& value, const json::json_pointer& here,
+                     std::vector<json::json_pointer>& out) {
+  if (value.is_object()) {
+    for (const auto& [key, child] : value.items()) {
+      out.push_back(here / key);
+      CollectPointers(child, here / key, out);
+    }
+  } else if (value.is_array()) {
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      out.push_back(here / i);
+      CollectPointers(value[i], here / i, out);
+    }
+  }
+}
+
+// Replaces every value of every fixture, one at a time, with each JSON type: the result is a
+// snapshot or a MappingError, and a MappingError names the order whenever the id is intact.
+TEST(JsonMappingRobustnessTest, EveryValueReplacedByEveryTypeGivesSnapshotOrMappingError) {
+  const json replacements[] = {nullptr, 0, -1, 1.5, true, "", "x", json::array(), json::object()};
+  std::size_t mapped = 0;
+  std::size_t rejected = 0;
+  for (const char* name : kAllFixtures) {
+    const json original = Fixture(name);
+    const std::string id = original["id"];
+    std::vector<json::json_pointer> pointers;
+    CollectPointers(original, json::json_pointer(), pointers);
+    for (const auto& pointer : pointers) {
+      for (const json& replacement : replacements) {
+        json mutated = original;
+        mutated[pointer] = replacement;
+        try {
+          MapOrder(mutated);
+          ++mapped;
+        } catch (const MappingError& error) {
+          ++rejected;
+          if (pointer.to_string() != "/id") {
+            EXPECT_EQ(error.order_id(), id) << name << ' ' << pointer.to_string();
+          }
+        } catch (const std::exception& error) {
+          ADD_FAILURE() << name << ' ' << pointer.to_string() << " -> " << replacement.dump()
+                        << ": unexpected " << error.what();
+        }
+      }
+    }
+  }
+  // Both outcomes must occur, or the mutation loop is not exercising anything.
+  EXPECT_GT(mapped, 100u);
+  EXPECT_GT(rejected, 100u);
+}
+
+// Every proper prefix of a document is rejected as truncated or invalid, never mapped.
+TEST(JsonMappingRobustnessTest, EveryPrefixOfAFixtureIsAMappingError) {
+  for (const char* name : kAllFixtures) {
+    const std::string body = ReadFixture(name);
+    // Trailing whitespace after the closing brace still makes a complete document.
+    const std::size_t complete = body.find_last_of('}') + 1;
+    for (std::size_t length = 0; length < complete; ++length) {
+      EXPECT_THROW(MapOrderText(std::string_view(body).substr(0, length)), MappingError)
+          << name << " cut at " << length;
+    }
+    EXPECT_NO_THROW(MapOrderText(body)) << name;
+  }
+}
+
+}  // namespace
+}  // namespace mailtrail::postgrid
