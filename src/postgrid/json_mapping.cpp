@@ -54,7 +54,10 @@ std::string Describe(const json& value) {
   std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
   constexpr std::size_t kMaxShown = 80;
   if (text.size() > kMaxShown) {
-    text.resize(kMaxShown);
+    // Cut on a UTF-8 character boundary so the message stays valid text for JSON logs.
+    std::size_t cut = kMaxShown;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    text.resize(cut);
     text += "...";
   }
   return text;
@@ -323,8 +326,9 @@ std::optional<std::string> TryParse(std::string_view body, json& out) {
     out = json::parse(body.begin(), body.end());
     return std::nullopt;
   } catch (const json::parse_error& error) {
-    // nlohmann reports the byte *after* the end when the input stopped mid-document.
-    if (error.byte >= body.size()) {
+    // `byte` is 1-based; it points past the end only when the lexer ran out of input, which
+    // tells a cut-off body (worth a retry) from a wrong one such as an HTML error page.
+    if (error.byte > body.size()) {
       return "truncated JSON document: input ends at byte " + std::to_string(body.size()) +
              " before the document is complete";
     }
@@ -334,12 +338,14 @@ std::optional<std::string> TryParse(std::string_view body, json& out) {
 
 std::int64_t NonNegativeInteger(const json& page, std::string_view key) {
   const auto it = page.find(key);
-  if (it == page.end())
+  if (it == page.end()) {
     throw MappingError("list page", "", std::string(key), "required field is missing");
+  }
   if (it->is_number_unsigned()) {
     const auto value = it->get<std::uint64_t>();
-    if (value <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    if (value <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       return static_cast<std::int64_t>(value);
+    }
   } else if (it->is_number_integer() && it->get<std::int64_t>() >= 0) {
     return it->get<std::int64_t>();
   }

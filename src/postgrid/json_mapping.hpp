@@ -53,8 +53,9 @@ struct MappedOrder {
   domain::OrderSnapshot snapshot;
 };
 
-/// Parses an HTTP body and maps it with MapOrder. A truncated or non-JSON body throws
-/// MappingError saying so (with the byte offset), naming the order id when the part that did
+/// Parses an HTTP body and maps it with MapOrder. A truncated body throws MappingError
+/// "truncated JSON document: …"; any other non-JSON body "invalid JSON at byte N: …" (N 1-based,
+/// as nlohmann counts). Either names the order id when the part that did
 /// arrive contains the top-level `id`. Thread-safe.
 MappedOrder MapOrderText(std::string_view body);
 

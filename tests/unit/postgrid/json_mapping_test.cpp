@@ -580,6 +580,16 @@ TEST(MappingErrorTest, CarriesIdFieldAndProblemSeparately) {
   }
 }
 
+TEST(MappingErrorTest, LongValuesAreCutOnACharacterBoundary) {
+  // 79 ASCII bytes after the quote, then a 3-byte character straddling the 80-byte cut.
+  const std::string value = std::string(78, 'a') + "\u20ac\u20ac";
+  EXPECT_EQ(ErrorOf(ValidLetterWith("/status"_json_pointer, json::array())),
+            "order letter_123: field status: expected string, got an array");
+  EXPECT_EQ(ErrorOf(ValidLetterWith("/sendDate"_json_pointer, value)),
+            "order letter_123: field sendDate: expected ISO-8601 timestamp, got \"" +
+                std::string(78, 'a') + "...");
+}
+
 TEST(MappingErrorTest, IsARuntimeError) {
   EXPECT_THROW(MapOrder(json::array()), std::runtime_error);
 }
@@ -626,7 +636,10 @@ TEST(MapOrderTextTest, NonJsonBodySaysWhere) {
   EXPECT_THAT(TextErrorOf("<html>502 Bad Gateway</html>"),
               StartsWith("order (id unknown): invalid JSON at byte 1: "));
   EXPECT_THAT(TextErrorOf(R"({"id":"letter_5","live":true,"status":"ready"} trailing)"),
-              StartsWith("order letter_5: invalid JSON at byte "));
+              StartsWith("order letter_5: invalid JSON at byte 50: "));
+  // A bad last character is not a truncation: only running out of input is.
+  EXPECT_THAT(TextErrorOf(R"({"id":"letter_5","live":x)"),
+              StartsWith("order letter_5: invalid JSON at byte 25: "));
 }
 
 TEST(MapOrderTextTest, ValidJsonButBadOrderReportsTheField) {
