@@ -1,0 +1,83 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "domain/diff.hpp"
+#include "domain/order.hpp"
+#include "domain/schedule.hpp"
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace mailtrail::store {
+
+/// What fetched a snapshot; stored in `order_changes.source` (contract.md).
+enum class Source { kDiscovery, kPoll, kWebhook, kBackfill, kManual };
+/// `discovery`, `poll`, `webhook`, `backfill`, `manual`.
+std::string_view SourceName(Source source);
+
+/// What one Apply did.
+struct ApplyResult {
+  bool first_observation = false;
+  bool stale = false;  ///< the fetched snapshot was older than the stored one: nothing written
+  std::vector<domain::FieldChange> changes;  ///< rows written to order_changes
+  std::size_t new_tracking_events = 0;       ///< rows written to carrier_tracking_events
+  domain::ScheduleDecision schedule;
+};
+
+/// An order the scheduler should refresh.
+struct DueOrder {
+  domain::OrderRef ref;
+  std::string check_reason;
+};
+
+/// The orders, order_changes and carrier_tracking_events tables. Blocking (libpqxx): use it on the
+/// database thread only, with a connection no other thread uses at the same time.
+class OrderRepository {
+ public:
+  /// `random01` supplies the scheduling jitter in [0, 1) (injected for deterministic tests).
+  OrderRepository(pqxx::connection_base& connection, domain::PollPolicy policy,
+                  std::function<double()> random01);
+
+  /// Records one fetched snapshot in one transaction: locks the order's row (inserting it when
+  /// new, so two first observations racing cannot both write), diffs `fetched` against the row
+  /// as locked, updates the typed columns and `raw`, writes one order_changes row per changed
+  /// field (with `observed_at`, `source`, and `api_updated_at` = fetched.updated_at) and the new
+  /// carrier events (ON CONFLICT DO NOTHING), and sets last_checked_at, last_changed_at,
+  /// next_check_at, check_reason and terminal. A stale snapshot (updatedAt older than stored)
+  /// writes no data, only last_checked_at. Racing calls for one order (poll + webhook, two
+  /// replicas) serialise on the row lock, so each change is written once. Throws pqxx errors.
+  ApplyResult Apply(const domain::OrderSnapshot& fetched, std::string_view raw_json, Source source,
+                    domain::Timestamp observed_at);
+
+  /// The stored snapshot of `id` with its stored carrier events, or nullopt.
+  std::optional<domain::OrderSnapshot> Load(std::string_view id);
+
+  /// Claims up to `limit` due orders (non-terminal, next_check_at <= now, of `types`), oldest
+  /// due first, by moving their next_check_at to now + lease: a lease other replicas respect
+  /// (`FOR UPDATE SKIP LOCKED`). A refresh that records the order sets its real next check; one
+  /// that fails leaves the lease, so the order is retried when it runs out.
+  std::vector<DueOrder> ClaimDue(domain::Timestamp now, std::size_t limit,
+                                 std::chrono::milliseconds lease,
+                                 const std::vector<domain::OrderType>& types);
+
+  /// For list-page items: which of `ids` are stored, with their stored updated_at (nullopt when
+  /// stored without one). Ids not stored are absent from the map.
+  std::unordered_map<std::string, std::optional<domain::Timestamp>> StoredUpdatedAt(
+      const std::vector<std::string>& ids);
+
+ private:
+  pqxx::connection_base& connection_;
+  domain::PollPolicy policy_;
+  std::function<double()> random01_;
+};
+
+}  // namespace mailtrail::store

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/timestamp.hpp"
+
+namespace mailtrail::store::detail {
+
+/// Positional parameters ($1, $2, …) with real NULLs, for libpqxx 6.4, whose exec_params has no
+/// std::optional support. Values are sent as text; PostgreSQL casts them to the column types.
+class SqlParams {
+ public:
+  SqlParams& Add(std::string value) {
+    values_.emplace_back(std::move(value));
+    return *this;
+  }
+  SqlParams& Add(std::string_view value) { return Add(std::string(value)); }
+  SqlParams& Add(const char* value) { return Add(std::string(value)); }
+  SqlParams& Add(const std::optional<std::string>& value) {
+    values_.push_back(value);
+    return *this;
+  }
+  SqlParams& Add(bool value) { return Add(std::string(value ? "true" : "false")); }
+  SqlParams& Add(std::int64_t value) { return Add(std::to_string(value)); }
+  SqlParams& Add(domain::Timestamp value) { return Add(domain::FormatTimestamp(value)); }
+  SqlParams& Add(const std::optional<domain::Timestamp>& value) {
+    if (!value) {
+      values_.emplace_back(std::nullopt);
+      return *this;
+    }
+    return Add(*value);
+  }
+  SqlParams& AddNull() {
+    values_.emplace_back(std::nullopt);
+    return *this;
+  }
+
+  pqxx::result Exec(pqxx::transaction_base& tx, const std::string& sql) const {
+    std::vector<const char*> pointers;
+    pointers.reserve(values_.size());
+    for (const auto& value : values_) pointers.push_back(value ? value->c_str() : nullptr);
+    return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(pointers));
+  }
+
+ private:
+  std::vector<std::optional<std::string>> values_;
+};
+
+/// A PostgreSQL text[] literal for `items`, every element quoted, so any string is safe to pass
+/// as one parameter (`$1::text[]`).
+std::string TextArrayLiteral(const std::vector<std::string>& items);
+
+/// Reads a `(extract(epoch from col) * 1000000)::bigint` column back into a Timestamp.
+std::optional<domain::Timestamp> MicrosToTimestamp(const pqxx::field& field);
+
+}  // namespace mailtrail::store::detail
