@@ -134,8 +134,8 @@ net::awaitable<nlohmann::json> Client::Retrieve(domain::OrderRef ref, Purpose pu
   } else {
     target = "/" + std::string(domain::EndpointName(ref.type)) + "/" + netio::PercentEncode(ref.id);
   }
-  co_return co_await Execute(
-      {EndpointKind::kRetrieve, purpose, http::verb::get, std::move(target), ref.id});
+  RequestSpec spec{EndpointKind::kRetrieve, purpose, http::verb::get, std::move(target), ref.id};
+  co_return co_await Execute(std::move(spec));
 }
 
 net::awaitable<nlohmann::json> Client::List(domain::OrderType type, int skip, int limit,
@@ -147,24 +147,26 @@ net::awaitable<nlohmann::json> Client::List(domain::OrderType type, int skip, in
   CheckPage(skip, limit);
   std::string target = "/" + std::string(domain::EndpointName(type)) + "?" + PageQuery(skip, limit);
   if (!search.empty()) target += "&search=" + netio::PercentEncode(search);
-  co_return co_await Execute(
-      {EndpointKind::kList, purpose, http::verb::get, std::move(target), ""});
+  RequestSpec spec{EndpointKind::kList, purpose, http::verb::get, std::move(target), ""};
+  co_return co_await Execute(std::move(spec));
 }
 
 net::awaitable<nlohmann::json> Client::ListReturnEnvelopes(int skip, int limit, Purpose purpose) {
   CheckPage(skip, limit);
-  co_return co_await Execute({EndpointKind::kListReturnEnvelopes, purpose, http::verb::get,
-                              "/return_envelopes?" + PageQuery(skip, limit), ""});
+  RequestSpec spec{EndpointKind::kListReturnEnvelopes, purpose, http::verb::get,
+                   "/return_envelopes?" + PageQuery(skip, limit), ""};
+  co_return co_await Execute(std::move(spec));
 }
 
 net::awaitable<nlohmann::json> Client::ListEnvelopeOrders(std::string envelope_id, int skip,
                                                           int limit, Purpose purpose) {
   CheckPage(skip, limit);
   if (envelope_id.empty()) throw std::invalid_argument("PostGrid list: empty envelope id");
-  co_return co_await Execute({EndpointKind::kListEnvelopeOrders, purpose, http::verb::get,
-                              "/return_envelopes/" + netio::PercentEncode(envelope_id) +
-                                  "/orders?" + PageQuery(skip, limit),
-                              ""});
+  RequestSpec spec{EndpointKind::kListEnvelopeOrders, purpose, http::verb::get,
+                   "/return_envelopes/" + netio::PercentEncode(envelope_id) + "/orders?" +
+                       PageQuery(skip, limit),
+                   ""};
+  co_return co_await Execute(std::move(spec));
 }
 
 net::awaitable<nlohmann::json> Client::Progress(domain::OrderRef ref, Purpose purpose) {
@@ -180,8 +182,8 @@ net::awaitable<nlohmann::json> Client::Progress(domain::OrderRef ref, Purpose pu
     target = "/" + std::string(domain::EndpointName(ref.type)) + "/" +
              netio::PercentEncode(ref.id) + "/progressions";
   }
-  co_return co_await Execute(
-      {EndpointKind::kProgress, purpose, http::verb::post, std::move(target), ref.id});
+  RequestSpec spec{EndpointKind::kProgress, purpose, http::verb::post, std::move(target), ref.id};
+  co_return co_await Execute(std::move(spec));
 }
 
 net::awaitable<nlohmann::json> Client::Events(std::vector<std::string> types, int skip, int limit,
@@ -197,8 +199,8 @@ net::awaitable<nlohmann::json> Client::Events(std::vector<std::string> types, in
     target += "&";
   }
   target += PageQuery(skip, limit);
-  co_return co_await Execute(
-      {EndpointKind::kEvents, purpose, http::verb::get, std::move(target), ""});
+  RequestSpec spec{EndpointKind::kEvents, purpose, http::verb::get, std::move(target), ""};
+  co_return co_await Execute(std::move(spec));
 }
 
 std::vector<RequestCount> Client::RequestCounts() const {
@@ -262,8 +264,9 @@ net::awaitable<netio::HttpConnection::Response> Client::SendOnce(RequestSpec spe
   // The token is taken right before the write, so the rate holds for what reaches the server.
   co_await limiter_.Acquire();
   try {
+    auto request = BuildRequest(spec);
     auto response =
-        co_await connection->Send(BuildRequest(spec), options_.timeout, options_.max_body);
+        co_await connection->Send(std::move(request), options_.timeout, options_.max_body);
     if (connection->Reusable()) idle_.push_back(std::move(connection));
     co_return response;
   } catch (const boost::system::system_error& error) {
@@ -275,12 +278,15 @@ net::awaitable<netio::HttpConnection::Response> Client::SendOnce(RequestSpec spe
                 std::string(http::to_string(spec.method)), spec.target);
   connection = co_await Connect();
   co_await limiter_.Acquire();
+  auto request = BuildRequest(spec);
   auto response =
-      co_await connection->Send(BuildRequest(spec), options_.timeout, options_.max_body);
+      co_await connection->Send(std::move(request), options_.timeout, options_.max_body);
   if (connection->Reusable()) idle_.push_back(std::move(connection));
   co_return response;
 }
 
+// Call sites build the RequestSpec as a named local: g++ 12 destroys a braced temporary passed
+// straight into a coroutine parameter inside co_await twice (seen as a double free).
 net::awaitable<nlohmann::json> Client::Execute(RequestSpec spec) {
   const std::string endpoint = std::string(http::to_string(spec.method)) + " " + spec.target;
   ApiErrorKind last_kind = ApiErrorKind::kTransient;
