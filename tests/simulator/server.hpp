@@ -1,8 +1,11 @@
 #pragma once
 
+// clang-format off
 // Boost.Asio 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+// clang-format on
 #include <cstdint>
 #include <deque>
 #include <map>

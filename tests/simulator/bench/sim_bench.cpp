@@ -6,9 +6,12 @@
 #include <string>
 #include <vector>
 
+// clang-format off
 // Boost.Asio 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+// clang-format on
 #include <utility>
 
 #include "sim_process.hpp"

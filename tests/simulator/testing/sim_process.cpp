@@ -6,9 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// clang-format off
 // Boost.Asio 1.74's awaitable.hpp uses std::exchange without including <utility>.
+#include <utility>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+// clang-format on
 #include <condition_variable>
 #include <deque>
 #include <iostream>
