@@ -24,6 +24,7 @@ enum class Field {
   kCancellationReason,
 };
 
+/// Every Field, in the order Diff emits changes.
 inline constexpr std::array<Field, 9> kAllFields = {
     Field::kStatus,          Field::kImbStatus,     Field::kImbZipCode,
     Field::kTrackingNumber,  Field::kCarrierStatus, Field::kCarrierStatusDetail,
