@@ -207,13 +207,14 @@ int main(int argc, char** argv) {
       t.mode = 2;
       server.AddTarget(std::move(t));
     }
-    server.Start();
-    std::cout << "listening on " << server.host() << ":" << server.port() << std::endl;
+    // Handlers first: a script may signal as soon as it has read the address line.
     mailtrail::sim::net::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int) {
       server.Stop();
       ioc.stop();
     });
+    server.Start();
+    std::cout << "listening on " << server.host() << ":" << server.port() << std::endl;
     ioc.run();
     return 0;
   } catch (const std::exception& ex) {
