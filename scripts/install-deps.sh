@@ -11,6 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libsystemd-dev
   postgresql-15 postgresql-client-15 postgresql-common
   procps iproute2 python3
+  prometheus
+  systemd dpkg-dev lintian
 )
 
 missing=()
