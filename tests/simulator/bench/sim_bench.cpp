@@ -80,6 +80,7 @@ int main(int argc, char** argv) {
   int connections = 8;
   double seconds = 10;
   uint64_t max_requests = 2'000'000;
+  uint64_t max_rss_mib = 0;  // 0 = no check
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const std::string value = argv[i + 1];
@@ -93,7 +94,7 @@ int main(int argc, char** argv) {
       max_requests = std::stoull(value);
     else {
       std::cerr << "usage: postgrid-sim-bench [--orders N] [--connections C] [--seconds S] "
-                   "[--max-requests M]\n";
+                   "[--max-requests M] [--max-rss-mib MIB]\n";
       return 2;
     }
   }
@@ -142,5 +143,18 @@ int main(int argc, char** argv) {
             << " rps=" << static_cast<uint64_t>(static_cast<double>(totals.ok) / elapsed)
             << " avg_body_bytes=" << (totals.ok ? totals.bytes / totals.ok : 0)
             << " sim_VmRSS_after=" << ProcStatus(sim.pid(), "VmRSS") << std::endl;
-  return totals.failed == 0 ? 0 : 1;
+  // Let every order live out its plan (30 simulated days), then measure memory again: the
+  // ground truth and events only grow.
+  const auto advanced = sim.Post("/__sim/advance", R"({"duration":"30d"})");
+  const std::string rss_lived = ProcStatus(sim.pid(), "VmRSS");
+  std::cout << "after 30 simulated days (HTTP " << advanced.status << "): VmRSS=" << rss_lived
+            << " VmHWM=" << ProcStatus(sim.pid(), "VmHWM") << std::endl;
+  if (max_rss_mib > 0) {
+    const uint64_t hwm_kib = std::stoull(ProcStatus(sim.pid(), "VmHWM"));
+    if (hwm_kib > max_rss_mib * 1024) {
+      std::cerr << "peak RSS " << hwm_kib / 1024 << " MiB exceeds " << max_rss_mib << " MiB\n";
+      return 1;
+    }
+  }
+  return totals.failed == 0 && advanced.status == 200 ? 0 : 1;
 }
