@@ -41,6 +41,13 @@ void TokenBucket::PauseUntil(TimePoint until) {
   last_ = until;
 }
 
+void TokenBucket::SetRate(double rate_per_second, double burst, TimePoint now) {
+  if (now >= paused_until_) Refill(now);
+  rate_ = rate_per_second;
+  burst_ = burst;
+  tokens_ = std::min(tokens_, burst_);
+}
+
 double DefaultBurst(double requests_per_second) {
   return std::max(1.0, std::floor(requests_per_second / 10.0));
 }
@@ -66,6 +73,18 @@ net::awaitable<void> RateLimiter::Acquire() {
 void RateLimiter::PauseFor(std::chrono::milliseconds duration) {
   std::lock_guard lock(mutex_);
   bucket_.PauseUntil(TokenBucket::Clock::now() + duration);
+}
+
+void RateLimiter::SetRate(double requests_per_second) {
+  std::lock_guard lock(mutex_);
+  if (requests_per_second == bucket_.rate()) return;
+  bucket_.SetRate(requests_per_second, DefaultBurst(requests_per_second),
+                  TokenBucket::Clock::now());
+}
+
+double RateLimiter::rate() const {
+  std::lock_guard lock(mutex_);
+  return bucket_.rate();
 }
 
 std::chrono::milliseconds RateLimiter::PauseRemaining() const {

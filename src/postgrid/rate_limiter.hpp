@@ -30,6 +30,9 @@ class TokenBucket {
   /// No acquisition succeeds before `until` (a later pause extends, an earlier one is ignored).
   void PauseUntil(TimePoint until);
 
+  /// Changes the rate and depth from `now` on; tokens accrued so far are kept up to the new depth.
+  void SetRate(double rate_per_second, double burst, TimePoint now);
+
   TimePoint paused_until() const { return paused_until_; }
   double rate() const { return rate_; }
   double burst() const { return burst_; }
@@ -65,6 +68,11 @@ class RateLimiter {
   void PauseFor(std::chrono::milliseconds duration);
   /// Time remaining in the current pause (zero if none).
   std::chrono::milliseconds PauseRemaining() const;
+
+  /// Changes the ceiling (e.g. the account's limit split across live replicas), with the default
+  /// burst for the new rate. Thread-safe.
+  void SetRate(double requests_per_second);
+  double rate() const;
 
  private:
   mutable std::mutex mutex_;

@@ -334,6 +334,16 @@ std::vector<DueOrder> OrderRepository::ClaimDue(domain::Timestamp now, std::size
   return due;
 }
 
+bool OrderRepository::Reschedule(std::string_view id, domain::Timestamp when,
+                                 std::string_view reason) {
+  pqxx::work tx(connection_);
+  const pqxx::result rows = SqlParams().Add(id).Add(when).Add(reason).Exec(tx, R"sql(
+    UPDATE mailtrail.orders SET next_check_at = $2, check_reason = $3
+    WHERE id = $1 AND NOT terminal RETURNING 1)sql");
+  tx.commit();
+  return !rows.empty();
+}
+
 std::unordered_map<std::string, std::optional<domain::Timestamp>> OrderRepository::StoredUpdatedAt(
     const std::vector<std::string>& ids) {
   pqxx::read_transaction tx(connection_);

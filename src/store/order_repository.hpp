@@ -69,6 +69,11 @@ class OrderRepository {
                                  std::chrono::milliseconds lease,
                                  const std::vector<domain::OrderType>& types);
 
+  /// Moves a non-terminal order's next check to `when` with `reason` (e.g. the order is due now
+  /// because a webhook could not be handled at once, or PostGrid no longer finds it). Returns
+  /// false when the order is not stored or is terminal.
+  bool Reschedule(std::string_view id, domain::Timestamp when, std::string_view reason);
+
   /// For list-page items: which of `ids` are stored, with their stored updated_at (nullopt when
   /// stored without one). Ids not stored are absent from the map.
   std::unordered_map<std::string, std::optional<domain::Timestamp>> StoredUpdatedAt(

@@ -1,0 +1,594 @@
+#include "sync/scheduler.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "store/sync_state.hpp"
+
+namespace mailtrail::sync {
+namespace {
+
+constexpr int kPageSize = 100;
+
+void Merge(PassResult& into, const PassResult& from) {
+  into.pages += from.pages;
+  into.new_orders += from.new_orders;
+  into.changed += from.changed;
+  into.refreshed += from.refreshed;
+  into.failures += from.failures;
+  into.changes += from.changes;
+}
+
+void Merge(PassResult& into, const PageOutcome& page) {
+  into.pages += 1;
+  into.new_orders += page.new_orders;
+  into.changed += page.changed;
+  into.failures += page.failed;
+  into.changes += page.changes;
+}
+
+std::string Describe(const PassResult& result) {
+  return "{\"pages\":" + std::to_string(result.pages) +
+         ",\"new_orders\":" + std::to_string(result.new_orders) +
+         ",\"changed\":" + std::to_string(result.changed) +
+         ",\"refreshed\":" + std::to_string(result.refreshed) +
+         ",\"failures\":" + std::to_string(result.failures) +
+         ",\"changes\":" + std::to_string(result.changes) + "}";
+}
+
+domain::Timestamp After(domain::Timestamp t, std::chrono::milliseconds d) {
+  return t + std::chrono::duration_cast<std::chrono::microseconds>(d);
+}
+
+}  // namespace
+
+struct Scheduler::Batch {
+  Batch(net::any_io_executor executor, std::vector<store::DueOrder> orders)
+      : due(std::move(orders)), done(std::move(executor)) {}
+  std::vector<store::DueOrder> due;
+  std::size_t next = 0;
+  std::size_t active = 0;
+  PassResult result;
+  net::steady_timer done;
+};
+
+Scheduler::Scheduler(net::any_io_executor executor, Syncer& syncer, postgrid::Client& client,
+                     DbExecutor& db, SchedulerOptions options)
+    : executor_(executor),
+      syncer_(syncer),
+      client_(client),
+      db_(db),
+      options_(std::move(options)),
+      started_at_(syncer.Now()),
+      poll_timer_(executor),
+      leader_timer_(executor),
+      heartbeat_timer_(executor) {
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.webhook_workers); ++i) {
+    webhook_timers_.push_back(std::make_unique<net::steady_timer>(executor));
+    webhook_idle_.push_back(false);
+  }
+}
+
+Scheduler::~Scheduler() = default;
+
+void Scheduler::Spawn(net::awaitable<void> loop, const char* name) {
+  ++running_loops_;
+  net::co_spawn(executor_, std::move(loop), [this, name](std::exception_ptr error) {
+    --running_loops_;
+    if (!error) return;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      spdlog::error("scheduler: the {} loop ended with an error: {}", name, e.what());
+    }
+  });
+}
+
+void Scheduler::Start() {
+  stopping_ = false;
+  Spawn(HeartbeatLoop(), "heartbeat");
+  Spawn(PollLoop(), "poll");
+  Spawn(LeaderLoop(), "discovery");
+  for (std::size_t i = 0; i < webhook_timers_.size(); ++i) Spawn(WebhookWorker(i), "webhook");
+}
+
+void Scheduler::Stop() {
+  stopping_ = true;
+  poll_timer_.cancel();
+  leader_timer_.cancel();
+  heartbeat_timer_.cancel();
+  for (auto& timer : webhook_timers_) timer->cancel();
+}
+
+net::awaitable<bool> Scheduler::Sleep(net::steady_timer& timer,
+                                      std::chrono::milliseconds duration) {
+  if (stopping_) co_return false;
+  timer.expires_after(duration);
+  boost::system::error_code ignored;  // cancellation just ends the sleep early
+  co_await timer.async_wait(net::redirect_error(net::use_awaitable, ignored));
+  co_return !stopping_;
+}
+
+void Scheduler::MarkDueLater(domain::OrderRef ref, domain::Timestamp when, std::string reason) {
+  net::co_spawn(executor_, db_.Run([id = ref.id, when, reason](store::Database& database) {
+    store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
+    return repository.Reschedule(id, when, reason);
+  }),
+                [id = ref.id, reason](std::exception_ptr error, bool rescheduled) {
+                  if (error) {
+                    try {
+                      std::rethrow_exception(error);
+                    } catch (const std::exception& e) {
+                      spdlog::error("could not reschedule order {} ({}): {}; the lease retries it",
+                                    id, reason, e.what());
+                    }
+                  } else if (!rescheduled) {
+                    spdlog::info("order {} is not stored yet ({}); discovery will record it", id,
+                                 reason);
+                  }
+                });
+}
+
+// ---- polling -----------------------------------------------------------------------------
+
+net::awaitable<void> Scheduler::RefreshWorker(std::shared_ptr<Batch> batch, store::Source source) {
+  while (batch->next < batch->due.size() && !stopping_) {
+    const domain::OrderRef ref = batch->due[batch->next++].ref;
+    try {
+      const auto result = co_await syncer_.Refresh(ref, source);
+      ++batch->result.refreshed;
+      batch->result.changes += result.changes.size();
+    } catch (const postgrid::ApiError& e) {
+      ++batch->result.failures;
+      if (e.kind() == postgrid::ApiErrorKind::kNotFound) {
+        spdlog::warn("order {} is not found at PostGrid any more; checking again later", ref.id);
+        MarkDueLater(ref, After(syncer_.Now(), options_.not_found_retry), "not_found_at_postgrid");
+      } else {
+        spdlog::warn("refresh of {} failed ({}); retried when its lease ends", ref.id, e.what());
+      }
+    } catch (const std::exception& e) {
+      ++batch->result.failures;
+      spdlog::warn("refresh of {} failed: {}; retried when its lease ends", ref.id, e.what());
+    }
+  }
+}
+
+net::awaitable<PassResult> Scheduler::RefreshAll(std::vector<store::DueOrder> due,
+                                                 store::Source source) {
+  auto batch = std::make_shared<Batch>(executor_, std::move(due));
+  const std::size_t workers =
+      std::min(std::max<std::size_t>(1, options_.refresh_workers), batch->due.size());
+  if (workers == 0) co_return PassResult{};
+  batch->active = workers;
+  batch->done.expires_at(net::steady_timer::time_point::max());
+  for (std::size_t i = 0; i < workers; ++i) {
+    net::co_spawn(executor_, RefreshWorker(batch, source), [batch](std::exception_ptr error) {
+      if (error) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          spdlog::error("refresh worker failed: {}", e.what());
+        }
+      }
+      if (--batch->active == 0) batch->done.cancel();
+    });
+  }
+  while (batch->active > 0) {
+    boost::system::error_code ignored;  // cancelled by the last worker
+    co_await batch->done.async_wait(net::redirect_error(net::use_awaitable, ignored));
+  }
+  co_return batch->result;
+}
+
+net::awaitable<PassResult> Scheduler::RefreshDue() {
+  PassResult total;
+  const domain::Timestamp now = syncer_.Now();
+  const std::size_t limit = options_.claim_batch;
+  const auto lease = options_.lease;
+  const auto types = options_.types;
+  while (!stopping_) {
+    auto due = co_await db_.Run([now, limit, lease, types](store::Database& database) {
+      store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
+      return repository.ClaimDue(now, limit, lease, types);
+    });
+    if (due.empty()) break;
+    Merge(total, co_await RefreshAll(std::move(due), store::Source::kPoll));
+  }
+  co_return total;
+}
+
+net::awaitable<void> Scheduler::PollLoop() {
+  while (!stopping_) {
+    std::size_t claimed = 0;
+    bool failed = false;
+    try {
+      const domain::Timestamp now = syncer_.Now();
+      const std::size_t limit = options_.claim_batch;
+      const auto lease = options_.lease;
+      const auto types = options_.types;
+      auto due = co_await db_.Run([now, limit, lease, types](store::Database& database) {
+        store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
+        return repository.ClaimDue(now, limit, lease, types);
+      });
+      claimed = due.size();
+      if (claimed > 0) co_await RefreshAll(std::move(due), store::Source::kPoll);
+    } catch (const std::exception& e) {
+      spdlog::warn("poll step failed: {}; retrying in {} ms", e.what(),
+                   options_.error_backoff.count());
+      failed = true;
+    }
+    if (failed) {
+      if (!co_await Sleep(poll_timer_, options_.error_backoff)) break;
+    } else if (claimed == 0 && !co_await Sleep(poll_timer_, options_.idle_tick)) {
+      break;
+    }
+  }
+}
+
+// ---- discovery, full scan, backfill --------------------------------------------------------
+
+net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full_scan,
+                                               store::Source source, postgrid::Purpose purpose,
+                                               std::optional<domain::Timestamp> since,
+                                               std::int64_t start_skip, bool save_backfill) {
+  PassResult result;
+  postgrid::ListQuery query;
+  query.source = postgrid::ListQuery::Source::kOrders;
+  query.type = type;
+  query.page_size = kPageSize;
+  query.start_skip = static_cast<int>(start_skip);
+  postgrid::ListPager pager(client_, query, purpose);
+  const std::string type_name(domain::EndpointName(type));
+  while (!stopping_) {
+    auto page = co_await pager.Next();
+    if (!page) break;
+    const PageOutcome outcome = co_await syncer_.ApplyPage(std::move(*page), source, "", since);
+    Merge(result, outcome);
+    if (save_backfill) {
+      const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, false};
+      const domain::Timestamp now = syncer_.Now();
+      co_await db_.Run([type_name, position, now](store::Database& database) {
+        store::SaveBackfill(database.Get(), type_name, position, now);
+      });
+    }
+    if (since && outcome.items > 0 && outcome.oldest_created_before_since == outcome.items) break;
+    if (!full_scan && outcome.new_orders == 0 && outcome.changed == 0) break;
+  }
+  if (save_backfill && !stopping_) {
+    const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, true};
+    const domain::Timestamp now = syncer_.Now();
+    co_await db_.Run([type_name, position, now](store::Database& database) {
+      store::SaveBackfill(database.Get(), type_name, position, now);
+    });
+  }
+  co_return result;
+}
+
+net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Source source,
+                                                    postgrid::Purpose purpose,
+                                                    std::optional<domain::Timestamp> since) {
+  PassResult result;
+  postgrid::ListQuery envelopes_query;
+  envelopes_query.source = postgrid::ListQuery::Source::kReturnEnvelopes;
+  envelopes_query.page_size = kPageSize;
+  postgrid::ListPager envelopes(client_, envelopes_query, purpose);
+  while (!stopping_) {
+    auto page = co_await envelopes.Next();
+    if (!page) break;
+    std::size_t news = 0;
+    for (const auto& envelope : *page) {
+      if (!envelope.is_object() || !envelope.contains("id") || !envelope["id"].is_string()) {
+        spdlog::warn("skipping a return envelope without a string id");
+        ++result.failures;
+        continue;
+      }
+      const std::string envelope_id = envelope["id"].get<std::string>();
+      postgrid::ListQuery orders_query;
+      orders_query.source = postgrid::ListQuery::Source::kEnvelopeOrders;
+      orders_query.envelope_id = envelope_id;
+      orders_query.page_size = kPageSize;
+      postgrid::ListPager orders(client_, orders_query, purpose);
+      while (!stopping_) {
+        auto orders_page = co_await orders.Next();
+        if (!orders_page) break;
+        const PageOutcome outcome =
+            co_await syncer_.ApplyPage(std::move(*orders_page), source, envelope_id, since);
+        Merge(result, outcome);
+        news += outcome.new_orders + outcome.changed;
+        if (!full_scan && outcome.new_orders == 0 && outcome.changed == 0) break;
+      }
+    }
+    ++result.pages;
+    if (!full_scan && news == 0) break;
+  }
+  co_return result;
+}
+
+net::awaitable<PassResult> Scheduler::Discover(bool full_scan) {
+  PassResult total;
+  std::string errors;
+  const postgrid::Purpose purpose =
+      full_scan ? postgrid::Purpose::kFullScan : postgrid::Purpose::kDiscovery;
+  for (const auto type : options_.types) {
+    try {
+      if (type == domain::OrderType::kReturnEnvelopeOrder) {
+        Merge(total,
+              co_await WalkEnvelopes(full_scan, store::Source::kDiscovery, purpose, std::nullopt));
+      } else {
+        Merge(total, co_await WalkType(type, full_scan, store::Source::kDiscovery, purpose,
+                                       std::nullopt, 0, false));
+      }
+    } catch (const std::exception& e) {
+      // One failing list must not starve the others; the pass still counts as failed.
+      spdlog::warn("{} of {} failed: {}", full_scan ? "full scan" : "discovery",
+                   domain::EndpointName(type), e.what());
+      errors += std::string(errors.empty() ? "" : "; ") + std::string(domain::EndpointName(type)) +
+                ": " + e.what();
+    }
+  }
+  if (!errors.empty()) throw std::runtime_error(errors);
+  co_return total;
+}
+
+net::awaitable<PassResult> Scheduler::Backfill(BackfillOptions options) {
+  PassResult total;
+  for (const auto type : options.types) {
+    const std::string type_name(domain::EndpointName(type));
+    const auto position = co_await db_.Run([type_name](store::Database& database) {
+      return store::LoadBackfill(database.Get(), type_name);
+    });
+    std::int64_t start = 0;
+    if (position && !position->finished && position->since == options.since) {
+      // Offset paging over a list that grew meanwhile shifts items: step back one page.
+      start = std::max<std::int64_t>(0, position->next_skip - kPageSize);
+      spdlog::info("backfill of {} resumes at offset {}", type_name, start);
+    }
+    if (type == domain::OrderType::kReturnEnvelopeOrder) {
+      Merge(total, co_await WalkEnvelopes(true, store::Source::kBackfill,
+                                          postgrid::Purpose::kBackfill, options.since));
+      if (!stopping_) {
+        const domain::Timestamp now = syncer_.Now();
+        const store::BackfillPosition done{0, options.since, true};
+        co_await db_.Run([type_name, done, now](store::Database& database) {
+          store::SaveBackfill(database.Get(), type_name, done, now);
+        });
+      }
+    } else {
+      Merge(total, co_await WalkType(type, true, store::Source::kBackfill,
+                                     postgrid::Purpose::kBackfill, options.since, start, true));
+    }
+  }
+  co_await FlushRequestCounts();
+  co_return total;
+}
+
+net::awaitable<PassResult> Scheduler::RunOnce() {
+  PassResult total = co_await Discover(false);
+  Merge(total, co_await RefreshDue());
+  co_await FlushRequestCounts();
+  co_return total;
+}
+
+net::awaitable<void> Scheduler::RunJob(std::string job, bool full_scan) {
+  const domain::Timestamp started = syncer_.Now();
+  std::exception_ptr failure;
+  std::string error;
+  try {
+    co_await db_.Run([job, started](store::Database& database) {
+      store::RecordRunStart(database.Get(), job, started);
+    });
+    const PassResult result = co_await Discover(full_scan);
+    const domain::Timestamp finished = syncer_.Now();
+    co_await db_.Run([job, finished, detail = Describe(result)](store::Database& database) {
+      store::RecordRunSuccess(database.Get(), job, finished, detail);
+    });
+    (full_scan ? state_.last_full_scan : state_.last_discovery) = finished;
+    if (full_scan) state_.last_discovery = finished;
+    spdlog::info("{}: {} pages, {} new orders, {} changed, {} changes recorded", job, result.pages,
+                 result.new_orders, result.changed, result.changes);
+  } catch (const std::exception& e) {
+    spdlog::warn("{} failed: {}", job, e.what());
+    failure = std::current_exception();
+    error = e.what();
+  }
+  if (!failure) co_return;
+  // co_await is not allowed inside a handler: record the failure here, then rethrow.
+  const domain::Timestamp failed = syncer_.Now();
+  try {
+    co_await db_.Run([job, failed, error](store::Database& database) {
+      store::RecordRunFailure(database.Get(), job, failed, error);
+    });
+  } catch (const std::exception& record_error) {
+    spdlog::warn("could not record the failure of {}: {}", job, record_error.what());
+  }
+  std::rethrow_exception(failure);
+}
+
+net::awaitable<void> Scheduler::LeaderLoop() {
+  while (!stopping_) {
+    bool step_failed = false;
+    if (state_.leader && options_.leader_jobs) {
+      try {
+        if (!next_full_scan_ || !next_discovery_) {
+          const auto [last_full, last_discovery] = co_await db_.Run([](store::Database& database) {
+            return std::make_pair(store::LastSuccess(database.Get(), "full_scan"),
+                                  store::LastSuccess(database.Get(), "discovery"));
+          });
+          const domain::Timestamp now = syncer_.Now();
+          next_full_scan_ = last_full ? After(*last_full, options_.full_scan_interval) : now;
+          next_discovery_ =
+              last_discovery ? After(*last_discovery, options_.discovery_interval) : now;
+          state_.last_full_scan = last_full;
+          state_.last_discovery = last_discovery;
+        }
+        const domain::Timestamp now = syncer_.Now();
+        if (now >= *next_full_scan_) {
+          try {
+            co_await RunJob("full_scan", true);
+            next_full_scan_ = After(syncer_.Now(), options_.full_scan_interval);
+            next_discovery_ = After(syncer_.Now(), options_.discovery_interval);
+          } catch (const std::exception&) {
+            next_full_scan_ = After(syncer_.Now(), options_.error_backoff);
+          }
+        } else if (now >= *next_discovery_) {
+          try {
+            co_await RunJob("discovery", false);
+            next_discovery_ = After(syncer_.Now(), options_.discovery_interval);
+          } catch (const std::exception&) {
+            next_discovery_ = After(syncer_.Now(), options_.error_backoff);
+          }
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("discovery step failed: {}", e.what());
+        step_failed = true;
+      }
+    }
+    if (!co_await Sleep(leader_timer_, step_failed ? options_.error_backoff : options_.idle_tick)) {
+      break;
+    }
+  }
+}
+
+// ---- replicas -----------------------------------------------------------------------------
+
+net::awaitable<void> Scheduler::Heartbeat() {
+  const domain::Timestamp now = syncer_.Now();
+  const bool want_leadership = options_.leader_jobs;
+  const std::string id = options_.replica_id;
+  const std::string host = options_.hostname;
+  const domain::Timestamp started = started_at_;
+  const std::int64_t window = 3 * options_.heartbeat_interval.count();
+  const int pid = static_cast<int>(::getpid());
+  const auto [leader, live] = co_await db_.Run([=](store::Database& database) {
+    const bool is_leader = want_leadership && store::TryLeadership(database.Get());
+    const std::int64_t replicas =
+        store::Heartbeat(database.Get(), id, host, pid, started, now, is_leader, window);
+    return std::make_pair(is_leader, replicas);
+  });
+  if (leader != state_.leader) {
+    spdlog::info(leader ? "this replica is now the leader (discovery and full scans)"
+                        : "this replica is no longer the leader");
+    next_full_scan_.reset();
+    next_discovery_.reset();
+  }
+  state_.leader = leader;
+  state_.live_replicas = std::max<std::int64_t>(1, live);
+  client_.rate_limiter().SetRate(options_.requests_per_second /
+                                 static_cast<double>(state_.live_replicas));
+}
+
+net::awaitable<void> Scheduler::FlushRequestCounts() {
+  auto current = client_.RequestCounts();
+  std::vector<store::RequestDelta> deltas;
+  for (const auto& cell : current) {
+    std::uint64_t before = 0;
+    for (const auto& old : flushed_counts_) {
+      if (old.endpoint == cell.endpoint && old.purpose == cell.purpose &&
+          old.status == cell.status) {
+        before = old.count;
+      }
+    }
+    if (cell.count > before) {
+      deltas.push_back({std::string(postgrid::PurposeName(cell.purpose)),
+                        std::string(postgrid::EndpointKindName(cell.endpoint)), cell.status,
+                        static_cast<std::int64_t>(cell.count - before)});
+    }
+  }
+  if (deltas.empty()) co_return;
+  co_await db_.Run(
+      [deltas](store::Database& database) { store::AddRequestCounts(database.Get(), deltas); });
+  flushed_counts_ = std::move(current);
+}
+
+net::awaitable<void> Scheduler::HeartbeatLoop() {
+  while (true) {
+    try {
+      co_await Heartbeat();
+      co_await FlushRequestCounts();
+    } catch (const std::exception& e) {
+      // Without the database we cannot know whether we still hold the leader lock.
+      if (state_.leader) spdlog::warn("giving up leadership: {}", e.what());
+      state_.leader = false;
+      spdlog::warn("heartbeat failed: {}", e.what());
+    }
+    if (!co_await Sleep(heartbeat_timer_, options_.heartbeat_interval)) break;
+  }
+  try {
+    co_await FlushRequestCounts();
+    const std::string id = options_.replica_id;
+    co_await db_.Run([id](store::Database& database) { store::RemoveReplica(database.Get(), id); });
+  } catch (const std::exception& e) {
+    spdlog::warn("could not deregister this replica: {}", e.what());
+  }
+}
+
+// ---- webhooks -----------------------------------------------------------------------------
+
+void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delivery_id) {
+  const std::string id = ref.id;
+  if (stopping_) {
+    MarkDueLater(std::move(ref), syncer_.Now(), "webhook_retry");
+    return;
+  }
+  if (delivery_id) pending_deliveries_[id].push_back(*delivery_id);
+  if (in_flight_.count(id) != 0) {
+    dirty_.insert(id);  // refreshed again when the running refresh ends
+    return;
+  }
+  if (queued_.count(id) != 0) return;  // coalesced with the queued refresh
+  if (webhook_queue_.size() >= options_.webhook_queue_capacity) {
+    ++state_.webhook_overflow;
+    pending_deliveries_.erase(id);
+    MarkDueLater(std::move(ref), syncer_.Now(), "webhook_overflow");
+    return;
+  }
+  webhook_queue_.push_back(std::move(ref));
+  queued_.insert(id);
+  state_.webhook_queue = webhook_queue_.size();
+  for (std::size_t i = 0; i < webhook_idle_.size(); ++i) {
+    if (webhook_idle_[i]) {
+      webhook_idle_[i] = false;
+      webhook_timers_[i]->cancel();
+      break;
+    }
+  }
+}
+
+net::awaitable<void> Scheduler::WebhookWorker(std::size_t index) {
+  while (!stopping_) {
+    if (webhook_queue_.empty()) {
+      webhook_idle_[index] = true;
+      const bool running = co_await Sleep(*webhook_timers_[index], std::chrono::hours(1));
+      webhook_idle_[index] = false;
+      if (!running) break;
+      continue;
+    }
+    domain::OrderRef ref = std::move(webhook_queue_.front());
+    webhook_queue_.pop_front();
+    state_.webhook_queue = webhook_queue_.size();
+    const std::string id = ref.id;
+    queued_.erase(id);
+    in_flight_.insert(id);
+    std::vector<std::int64_t> deliveries;
+    if (auto it = pending_deliveries_.find(id); it != pending_deliveries_.end()) {
+      deliveries = std::move(it->second);
+      pending_deliveries_.erase(it);
+    }
+    bool recorded = false;
+    try {
+      co_await syncer_.Refresh(ref, store::Source::kWebhook);
+      recorded = true;
+      ++state_.webhook_refreshes;
+    } catch (const std::exception& e) {
+      spdlog::warn("webhook refresh of {} failed: {}; it is due for polling now", id, e.what());
+      MarkDueLater(ref, syncer_.Now(), "webhook_retry");
+    }
+    in_flight_.erase(id);
+    if (recorded && !deliveries.empty() && on_processed_) on_processed_(std::move(deliveries));
+    if (dirty_.erase(id) != 0) Trigger(ref, std::nullopt);
+  }
+}
+
+}  // namespace mailtrail::sync

@@ -1,0 +1,160 @@
+#include "sync/syncer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <pqxx/pqxx>
+
+#include "postgrid/json_mapping.hpp"
+
+namespace mailtrail::sync {
+namespace {
+
+struct MappedItem {
+  domain::OrderSnapshot snapshot;
+  std::string raw;
+};
+
+}  // namespace
+
+postgrid::Purpose PurposeFor(store::Source source) {
+  switch (source) {
+    case store::Source::kDiscovery:
+      return postgrid::Purpose::kDiscovery;
+    case store::Source::kPoll:
+      return postgrid::Purpose::kPoll;
+    case store::Source::kWebhook:
+      return postgrid::Purpose::kWebhook;
+    case store::Source::kBackfill:
+      return postgrid::Purpose::kBackfill;
+    case store::Source::kManual:
+      return postgrid::Purpose::kManual;
+  }
+  return postgrid::Purpose::kPoll;
+}
+
+Syncer::Syncer(postgrid::Client& client, DbExecutor& db, domain::PollPolicy policy, Clock clock)
+    : client_(client),
+      db_(db),
+      policy_(policy),
+      clock_(std::move(clock)),
+      random_(std::random_device{}()) {}
+
+void Syncer::Count(const store::ApplyResult& result, store::Source source) {
+  ++counters_.refreshes;
+  if (result.stale) ++counters_.stale_snapshots;
+  counters_.tracking_events += result.new_tracking_events;
+  for (const auto& change : result.changes) {
+    ++counters_.changes[static_cast<std::size_t>(change.field)][static_cast<std::size_t>(source)];
+  }
+}
+
+net::awaitable<store::ApplyResult> Syncer::Refresh(domain::OrderRef ref, store::Source source) {
+  nlohmann::json object;
+  try {
+    object = co_await client_.Retrieve(ref, PurposeFor(source));
+  } catch (const std::exception&) {
+    ++counters_.refresh_failures;
+    throw;
+  }
+  co_return co_await Record(std::move(object), source, ref.envelope_id);
+}
+
+net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::Source source,
+                                                  std::string envelope_id) {
+  domain::OrderSnapshot snapshot;
+  try {
+    snapshot = postgrid::MapOrder(object);
+  } catch (const postgrid::MappingError&) {
+    ++counters_.mapping_errors;
+    ++counters_.refresh_failures;
+    throw;
+  }
+  if (snapshot.ref.envelope_id.empty()) snapshot.ref.envelope_id = std::move(envelope_id);
+  std::string raw = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const domain::Timestamp now = clock_();
+  auto* random = &random_;
+  const domain::PollPolicy policy = policy_;
+  store::ApplyResult result;
+  try {
+    result = co_await db_.Run([snapshot = std::move(snapshot), raw = std::move(raw), source, now,
+                               random, policy](store::Database& database) {
+      store::OrderRepository repository(database.Get(), policy, [random] {
+        return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
+      });
+      return repository.Apply(snapshot, raw, source, now);
+    });
+  } catch (const std::exception&) {
+    ++counters_.refresh_failures;
+    throw;
+  }
+  Count(result, source);
+  co_return result;
+}
+
+net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Source source,
+                                              std::string envelope_id,
+                                              std::optional<domain::Timestamp> since) {
+  PageOutcome outcome;
+  std::vector<MappedItem> mapped;
+  if (!items.is_array()) co_return outcome;
+  outcome.items = items.size();
+  for (auto& item : items) {
+    try {
+      MappedItem entry{postgrid::MapOrder(item), {}};
+      if (entry.snapshot.ref.envelope_id.empty()) entry.snapshot.ref.envelope_id = envelope_id;
+      if (since && entry.snapshot.created_at && *entry.snapshot.created_at < *since) {
+        ++outcome.oldest_created_before_since;
+        continue;
+      }
+      entry.raw = item.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      mapped.push_back(std::move(entry));
+    } catch (const postgrid::MappingError& e) {
+      ++outcome.failed;
+      ++counters_.mapping_errors;
+      spdlog::warn("skipping a listed order that cannot be read: {}", e.what());
+    }
+  }
+  if (mapped.empty()) co_return outcome;
+
+  const domain::Timestamp now = clock_();
+  auto* random = &random_;
+  const domain::PollPolicy policy = policy_;
+  struct Applied {
+    PageOutcome outcome;
+    std::vector<store::ApplyResult> results;
+  };
+  Applied applied = co_await db_.Run([mapped = std::move(mapped), source, now, random, policy,
+                                      outcome](store::Database& database) {
+    Applied out{outcome, {}};
+    store::OrderRepository repository(database.Get(), policy, [random] {
+      return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
+    });
+    std::vector<std::string> ids;
+    ids.reserve(mapped.size());
+    for (const auto& item : mapped) ids.push_back(item.snapshot.ref.id);
+    const auto stored = repository.StoredUpdatedAt(ids);
+    for (const auto& item : mapped) {
+      const auto known = stored.find(item.snapshot.ref.id);
+      if (known != stored.end() && known->second == item.snapshot.updated_at) {
+        ++out.outcome.unchanged;
+        continue;
+      }
+      try {
+        out.results.push_back(repository.Apply(item.snapshot, item.raw, source, now));
+        ++(known == stored.end() ? out.outcome.new_orders : out.outcome.changed);
+        out.outcome.changes += out.results.back().changes.size();
+      } catch (const pqxx::broken_connection&) {
+        throw;
+      } catch (const pqxx::sql_error& e) {
+        // One order the database refuses (e.g. absurd content) must not lose the page.
+        ++out.outcome.failed;
+        spdlog::error("could not record order {}: {}", item.snapshot.ref.id, e.what());
+      }
+    }
+    return out;
+  });
+  for (const auto& result : applied.results) Count(result, source);
+  co_return applied.outcome;
+}
+
+}  // namespace mailtrail::sync

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+#include "domain/diff.hpp"
+#include "domain/schedule.hpp"
+#include "net/net.hpp"
+#include "postgrid/client.hpp"
+#include "store/order_repository.hpp"
+#include "sync/db_executor.hpp"
+
+namespace mailtrail::sync {
+
+using Clock = std::function<domain::Timestamp()>;
+
+/// The request purpose that goes with a history source.
+postgrid::Purpose PurposeFor(store::Source source);
+
+/// What one list page did to the database.
+struct PageOutcome {
+  std::size_t items = 0;
+  std::size_t new_orders = 0;
+  std::size_t changed = 0;    ///< known orders whose updatedAt moved (applied)
+  std::size_t unchanged = 0;  ///< known orders with the stored updatedAt (not written)
+  std::size_t failed = 0;     ///< items that could not be mapped or written (logged)
+  std::size_t changes = 0;    ///< order_changes rows written
+  std::size_t oldest_created_before_since = 0;  ///< items created before a backfill's --since
+};
+
+/// Counters for metrics and `status`, readable from any thread.
+struct SyncCounters {
+  std::atomic<std::uint64_t> refreshes{0};
+  std::atomic<std::uint64_t> refresh_failures{0};
+  std::atomic<std::uint64_t> stale_snapshots{0};
+  std::atomic<std::uint64_t> mapping_errors{0};
+  std::atomic<std::uint64_t> tracking_events{0};
+  /// order_changes rows by [field][source].
+  std::array<std::array<std::atomic<std::uint64_t>, 5>, 9> changes{};
+};
+
+/// Fetch -> map -> diff -> write: the one place that orchestrates that I/O (style.md). Runs on
+/// the I/O thread; every database step hops to the DbExecutor.
+class Syncer {
+ public:
+  Syncer(postgrid::Client& client, DbExecutor& db, domain::PollPolicy policy, Clock clock);
+
+  /// GETs one order and records it (source says why). Throws postgrid::ApiError,
+  /// postgrid::MappingError or a pqxx error; nothing is written on failure.
+  net::awaitable<store::ApplyResult> Refresh(domain::OrderRef ref, store::Source source);
+
+  /// Records the new and changed orders of one list page (`items`: the page's `data` array).
+  /// Items whose stored updatedAt equals the listed one are not written. An item that cannot be
+  /// mapped is logged and counted, never fatal for the page. `envelope_id` fills in return
+  /// envelope orders listed under their envelope. `since`: items created before it are counted in
+  /// oldest_created_before_since and skipped (backfill --since). Throws pqxx errors.
+  net::awaitable<PageOutcome> ApplyPage(nlohmann::json items, store::Source source,
+                                        std::string envelope_id,
+                                        std::optional<domain::Timestamp> since = std::nullopt);
+
+  /// Records a snapshot the caller already fetched (e.g. a progression's response).
+  net::awaitable<store::ApplyResult> Record(nlohmann::json object, store::Source source,
+                                            std::string envelope_id);
+
+  const SyncCounters& counters() const { return counters_; }
+  domain::Timestamp Now() const { return clock_(); }
+
+ private:
+  void Count(const store::ApplyResult& result, store::Source source);
+
+  postgrid::Client& client_;
+  DbExecutor& db_;
+  domain::PollPolicy policy_;
+  Clock clock_;
+  std::mt19937_64 random_;  // used on the database thread only
+  SyncCounters counters_;
+};
+
+}  // namespace mailtrail::sync
