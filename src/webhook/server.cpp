@@ -220,6 +220,13 @@ net::awaitable<void> RunSession(StatePtr state, tcp::socket socket) {
       const bool on_path = target == options.path;
       const bool is_post = header.method() == http::verb::post;
       if (on_path && is_post) {
+        if (!parser.is_done() && beast::iequals(header[http::field::expect], "100-continue")) {
+          // curl and some HTTP libraries wait (curl: 1 s) for this before sending the body.
+          http::response<http::empty_body> go_on{http::status::continue_, version};
+          stream.expires_after(options.write_timeout);
+          co_await http::async_write(stream, go_on, net::redirect_error(net::use_awaitable, ec));
+          if (ec) break;
+        }
         stream.expires_after(options.body_timeout);
         co_await http::async_read(stream, buffer, parser,
                                   net::redirect_error(net::use_awaitable, ec));

@@ -154,6 +154,29 @@ net::awaitable<RawResult> SendRaw(std::uint16_t port, std::string raw) {
   co_return result;
 }
 
+/// Sends a header with `Expect: 100-continue`, waits for the interim response, then the body.
+struct ContinueResult {
+  std::string interim;
+  std::string final_response;
+};
+net::awaitable<ContinueResult> SendExpectingContinue(std::uint16_t port, std::string header,
+                                                     std::string body) {
+  auto executor = co_await net::this_coro::executor;
+  tcp::socket socket(executor);
+  co_await socket.async_connect({net::ip::make_address("127.0.0.1"), port}, net::use_awaitable);
+  co_await net::async_write(socket, net::buffer(header), net::use_awaitable);
+  ContinueResult result;
+  co_await net::async_read_until(socket, net::dynamic_buffer(result.interim), "\r\n\r\n",
+                                 net::use_awaitable);
+  co_await net::async_write(socket, net::buffer(body), net::use_awaitable);
+  char chunk[4096];
+  while (result.final_response.find("\r\n\r\n") == std::string::npos) {
+    const std::size_t n = co_await socket.async_read_some(net::buffer(chunk), net::use_awaitable);
+    result.final_response.append(chunk, n);
+  }
+  co_return result;
+}
+
 class WebhookServerTest : public ::testing::Test {
  protected:
   void Start(ServerOptions options = {}) {
@@ -390,6 +413,19 @@ TEST_F(WebhookServerTest, KeepAliveCarriesTwoDeliveriesOnOneConnection) {
   EXPECT_TRUE(responses.reusable);
   EXPECT_EQ(store_.rows.size(), 2u);
   EXPECT_EQ(triggered_.size(), 2u);
+}
+
+TEST_F(WebhookServerTest, ExpectContinueGetsAnInterimResponse) {
+  Start();
+  const std::string header =
+      "POST /webhooks/postgrid HTTP/1.1\r\nHost: t\r\n"
+      "Expect: 100-continue\r\nContent-Length: " +
+      std::to_string(kJwtOk.size()) + "\r\n\r\n";
+  const ContinueResult result =
+      RunFor(io_, SendExpectingContinue(server_->Port(), header, std::string(kJwtOk)));
+  EXPECT_EQ(result.interim.rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << result.interim;
+  EXPECT_EQ(result.final_response.rfind("HTTP/1.1 200", 0), 0u) << result.final_response;
+  EXPECT_EQ(triggered_.size(), 1u);
 }
 
 TEST_F(WebhookServerTest, StopRefusesNewConnections) {
