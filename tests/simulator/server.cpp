@@ -383,7 +383,7 @@ net::awaitable<Server::Response> Server::Handle(Request& req) {
       r.mode = Response::Mode::kDrop;
     } else {
       const auto latency = r.latency_ms;
-      r = HandleApi(req, sub, query, route);
+      r = HandleApi(req, sub, query);
       r.latency_ms = latency;
       if (f && f->kind == FaultKind::kReset) r.mode = Response::Mode::kReset;
       if (f && f->kind == FaultKind::kTruncate) r.mode = Response::Mode::kTruncate;
@@ -407,7 +407,7 @@ net::awaitable<Server::Response> Server::Handle(Request& req) {
 // --- the PostGrid API -----------------------------------------------------------------------
 
 Server::Response Server::HandleApi(const Request& req, std::string_view path,
-                                   std::string_view query, std::string& /*route*/) {
+                                   std::string_view query) {
   Response r;
   r.res = http::response<http::string_body>{http::status::ok, 11};
   r.res.set(http::field::content_type, "application/json; charset=utf-8");
@@ -442,8 +442,7 @@ Server::Response Server::HandleApi(const Request& req, std::string_view path,
     return ListEvents(mode, q);
   }
   if (seg[0] == "webhooks") {
-    std::string route;
-    return WebhooksApi(req, mode, seg, q, route);
+    return WebhooksApi(req, mode, seg, q);
   }
   if (seg[0] == "return_envelopes") {
     if (seg.size() == 1) {
@@ -488,7 +487,7 @@ Server::Response Server::HandleApi(const Request& req, std::string_view path,
     if (seg[2] != "orders") return not_found("Route");
     if (seg.size() == 3) {
       if (method != http::verb::get) return not_found("Route");
-      return ListOrders(mode, Kind::kReo, world_.envelopes()[*env].orders, q);
+      return ListOrders(world_.envelopes()[*env].orders, q);
     }
     const auto index = world_.FindOrder(seg[3]);
     if (!index || world_.order(*index).kind != Kind::kReo || world_.order(*index).live != live ||
@@ -528,12 +527,10 @@ Server::Response Server::HandleApi(const Request& req, std::string_view path,
   if (!kind || *kind == Kind::kReo) return not_found("Route");
   if (seg.size() == 1) {
     if (method != http::verb::get) return not_found("Route");
-    return ListOrders(mode, *kind, world_.List(live, *kind), q);
+    return ListOrders(world_.List(live, *kind), q);
   }
   const auto index = world_.FindOrder(seg[1]);
   if (!index || world_.order(*index).kind != *kind || world_.order(*index).live != live) {
-    std::string what(InfoOf(*kind).object);
-    what[0] = static_cast<char>(std::toupper(what[0]));
     return fail(http::status::not_found, "not_found_error",
                 "Could not find " + std::string(InfoOf(*kind).object) + " with ID " +
                     std::string(seg[1]) + ".");
@@ -586,9 +583,8 @@ Server::Response Server::HandleApi(const Request& req, std::string_view path,
   return r;
 }
 
-Server::Response Server::ListOrders(int mode, Kind kind, const std::vector<uint32_t>& ids,
+Server::Response Server::ListOrders(const std::vector<uint32_t>& ids,
                                     const std::map<std::string, std::string>& q) {
-  (void)kind;
   Response r;
   r.res = http::response<http::string_body>{http::status::ok, 11};
   r.res.set(http::field::content_type, "application/json; charset=utf-8");
@@ -612,7 +608,6 @@ Server::Response Server::ListOrders(int mode, Kind kind, const std::vector<uint3
     }
     limit = std::min<uint64_t>(*v, 100);
   }
-  (void)mode;
   std::string data;
   uint64_t total = 0;
   const auto search_it = q.find("search");
@@ -792,8 +787,7 @@ void Server::RenderInvocation(std::string& out, const WebhookTarget& t,
 
 Server::Response Server::WebhooksApi(const Request& req, int mode,
                                      const std::vector<std::string_view>& seg,
-                                     const std::map<std::string, std::string>& q,
-                                     std::string& /*route*/) {
+                                     const std::map<std::string, std::string>& q) {
   Response r;
   r.res = http::response<http::string_body>{http::status::ok, 11};
   r.res.set(http::field::content_type, "application/json; charset=utf-8");
@@ -884,12 +878,11 @@ Server::Response Server::WebhooksApi(const Request& req, int mode,
     } catch (const std::exception& ex) {
       return fail(http::status::bad_request, "validation_error", ex.what());
     }
-    const std::string id = AddTarget(std::move(t));
+    AddTarget(std::move(t));
     std::string out;
     RenderTarget(out, targets_.back());
     r.res.result(http::status::created);
     r.res.body() = std::move(out);
-    (void)id;
     return r;
   }
   if (seg.size() == 1 && method == http::verb::get) {
@@ -1482,7 +1475,7 @@ net::awaitable<Server::Response> Server::HandleControl(const Request& req, std::
         if (body.contains("events") && body["events"].is_array()) {
           for (const auto& e : body["events"]) t.events.push_back(e.get<std::string>());
         }
-        const std::string id = AddTarget(std::move(t));
+        AddTarget(std::move(t));
         std::string out;
         RenderTarget(out, targets_.back());
         r.res.result(http::status::created);

@@ -114,15 +114,14 @@ class Server {
   net::awaitable<void> Tick();
   net::awaitable<void> WebhookWorker();
   net::awaitable<Response> Handle(Request& req);
-  Response HandleApi(const Request& req, std::string_view path, std::string_view query,
-                     std::string& route);
+  Response HandleApi(const Request& req, std::string_view path, std::string_view query);
   net::awaitable<Response> HandleControl(const Request& req, std::string_view path,
                                          std::string_view query, std::string& route);
-  Response ListOrders(int mode, Kind kind, const std::vector<uint32_t>& ids,
+  Response ListOrders(const std::vector<uint32_t>& ids,
                       const std::map<std::string, std::string>& q);
   Response ListEvents(int mode, const std::map<std::string, std::string>& q);
   Response WebhooksApi(const Request& req, int mode, const std::vector<std::string_view>& seg,
-                       const std::map<std::string, std::string>& q, std::string& route);
+                       const std::map<std::string, std::string>& q);
   net::awaitable<Response> Forge(const nlohmann::json& body);
 
   void OnEvent(uint64_t seq);
