@@ -79,12 +79,10 @@ TEST_F(Api, DefaultLimitIsTen) {
 }
 
 TEST_F(Api, LimitIsClampedTo100) {
-  const auto c = sim().Ctl("POST", "/orders", R"({"type":"postcards"})");  // ensure >100 exist
-  for (int i = 0; i < 110; ++i) sim().Create({{"type", "postcards"}});
+  for (int i = 0; i < 110; ++i) sim().Create({{"type", "postcards"}});  // ensure > 100 exist
   const Json j = Get("/postcards?limit=500");
   EXPECT_EQ(j["limit"], 100);
   EXPECT_EQ(j["data"].size(), 100u);
-  (void)c;
 }
 
 TEST_F(Api, NonNumericOrNegativeSkipLimitIs400ValidationError) {
@@ -389,6 +387,44 @@ TEST_F(Api, ControlOrdersListsCurrentState) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+TEST_F(Api, TruthRecordsEveryChangeWithOldAndNewValues) {
+  const std::string id = sim().Create({{"type", "letters"}});
+  ASSERT_EQ(sim().Api("POST", "/letters/" + id + "/progressions").status, 200);
+  const Json t = InProcessSim::J(sim().Ctl("GET", "/orders/" + id + "/truth"));
+  ASSERT_EQ(t["changes"].size(), 2u) << t.dump();
+  EXPECT_EQ(
+      t["changes"][0],
+      (Json{
+          {"field", "status"}, {"old", nullptr}, {"new", "ready"}, {"at", t["changes"][0]["at"]}}));
+  EXPECT_EQ(t["changes"][1]["old"], "ready");
+  EXPECT_EQ(t["changes"][1]["new"], "printing");
+  EXPECT_EQ(t["manual"], true);
+}
+
+TEST_F(Api, RecentRequestsRecordPathAndKey) {
+  sim().Api("GET", "/boxes?limit=3", kLiveKey);
+  const Json j = InProcessSim::J(sim().Ctl("GET", "/requests?limit=1"));
+  ASSERT_EQ(j["data"].size(), 1u);
+  EXPECT_EQ(j["data"][0]["target"], "/print-mail/v1/boxes?limit=3");
+  EXPECT_EQ(j["data"][0]["apiKey"], kLiveKey);
+  EXPECT_EQ(j["data"][0]["endpoint"], "GET /boxes");
+}
+
+TEST_F(Api, PausedClockDoesNotMoveAndResumeReportsRunning) {
+  const Json a = InProcessSim::J(sim().Ctl("GET", "/clock"));
+  EXPECT_EQ(a["paused"], true);
+  const Json b = InProcessSim::J(sim().Ctl("GET", "/clock"));
+  EXPECT_EQ(a["nowMs"], b["nowMs"]);
+  EXPECT_EQ(InProcessSim::J(sim().Ctl("POST", "/clock/resume"))["paused"], false);
+  EXPECT_EQ(InProcessSim::J(sim().Ctl("POST", "/clock/pause"))["paused"], true);
+}
+
+TEST_F(Api, StepOnAFinishedPlanIs422) {
+  const std::string id = sim().Create({{"type", "postcards"}});
+  ASSERT_EQ(sim().Api("DELETE", "/postcards/" + id).status, 200);
+  EXPECT_EQ(sim().Ctl("POST", "/orders/" + id + "/step").status, 422);
 }
 
 }  // namespace
