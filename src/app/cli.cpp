@@ -15,6 +15,25 @@ bool Contains(const std::vector<std::string>& list, const std::string& item) {
 const std::vector<CommandSpec>& Commands() {
   static const std::vector<CommandSpec> kCommands = {
       {
+          "run",
+          "the daemon: scheduler, webhook listener, metrics and health; stops on SIGTERM/SIGINT",
+          "mailtrail run [--config FILE] [--migrations DIR]",
+          "Applies pending migrations (waiting with backoff while the database is unreachable),\n"
+          "then polls PostGrid: orders still lacking carrier data every poll.interval, orders\n"
+          "with carrier data every poll.carrier_interval, list discovery every\n"
+          "poll.discovery_interval and a full list walk every poll.full_scan_interval (one\n"
+          "leader among several replicas runs those two). Verified webhooks on\n"
+          "webhook.listen + webhook.path refresh the named order at once. GET /metrics,\n"
+          "/healthz and /readyz on metrics.listen. Under systemd (Type=notify) it reports\n"
+          "READY=1 once migrations are applied and the listeners are bound, and pings the\n"
+          "watchdog. SIGTERM/SIGINT: in-flight writes finish, exit 0.\n"
+          "Needs postgrid.api_key and at least one webhook secret.\n"
+          "\n"
+          "  --migrations DIR  see `mailtrail migrate --help`\n",
+          {"--migrations"},
+          {},
+      },
+      {
           "migrate",
           "apply pending database migrations, then exit",
           "mailtrail migrate [--config FILE] [--migrations DIR]",
@@ -33,14 +52,82 @@ const std::vector<CommandSpec>& Commands() {
           {},
       },
       {
+          "sync",
+          "one discovery pass and a refresh of every due order, then exit",
+          "mailtrail sync --once [--config FILE] [--migrations DIR]",
+          "Applies pending migrations, walks each list endpoint newest first until a page\n"
+          "holds only known, unchanged orders (recording new and changed orders), then GETs\n"
+          "every order that is due now and records what changed. Exit 0 when everything\n"
+          "succeeded, 1 when some list or order could not be fetched or written (it says\n"
+          "which). --once is required: the long-running form is `mailtrail run`.\n",
+          {"--migrations"},
+          {"--once"},
+      },
+      {
+          "backfill",
+          "walk every list endpoint completely and record every order (resumable)",
+          "mailtrail backfill [--since DATE] [--types letters,postcards,...] [--config FILE]",
+          "Walks the list endpoints of the given types (default: postgrid.order_types) from\n"
+          "the newest order to the oldest, recording every order (source backfill). Progress\n"
+          "is saved after every page: a backfill that was interrupted continues where it\n"
+          "stopped when run again with the same --since.\n"
+          "\n"
+          "  --since DATE   stop at orders created before DATE (ISO-8601, e.g. 2026-01-31 or\n"
+          "                 2026-01-31T12:00:00Z)\n"
+          "  --types LIST   comma-separated endpoint names: letters, postcards, cheques,\n"
+          "                 self_mailers, boxes, snap_packs, return_envelope_orders\n"
+          "  --migrations DIR  see `mailtrail migrate --help`\n",
+          {"--since", "--types", "--migrations"},
+          {},
+      },
+      {
+          "status",
+          "orders by type and status, due backlog, last discovery, requests, webhooks",
+          "mailtrail status [--config FILE]",
+          "Reads the database (it does not call PostGrid): orders by type, status and\n"
+          "terminal flag; orders due now and the oldest due lag; the last successful poll,\n"
+          "discovery and full scan; API requests by purpose; webhook deliveries; live\n"
+          "replicas.\n",
+          {},
+          {},
+      },
+      {
+          "history",
+          "an order's timeline: every change and carrier event with time and source",
+          "mailtrail history ORDER_ID [--config FILE]",
+          "Prints the order's current state and its timeline from mailtrail.order_timeline:\n"
+          "every recorded field change (observed time, old -> new, source) and every carrier\n"
+          "tracking update (carrier time, status, message, location). Exit 1 when the order\n"
+          "is not in the database.\n",
+          {},
+          {},
+          1,
+          1,
+      },
+      {
+          "progress",
+          "test keys only: progress an order one stage at PostGrid, then refresh it",
+          "mailtrail progress ORDER_ID [--config FILE]",
+          "Asks PostGrid to move a test-mode order one stage on (POST .../progressions; for\n"
+          "return envelope orders POST .../fills), then GETs the order and records what\n"
+          "changed (source manual), and prints the changes. PostGrid refuses live keys and\n"
+          "orders that are completed or cancelled; the error is printed and the exit code\n"
+          "is 1.\n",
+          {},
+          {},
+          1,
+          1,
+      },
+      {
           "check-config",
-          "validate the config and reach the database; report each, exit non-zero on failure",
+          "validate the config, reach the database and the API; report each",
           "mailtrail check-config [--config FILE] [--migrations DIR]",
           "Loads and validates the config file (unknown keys and bad values are errors that\n"
           "name file, line and key; exit 2), prints the effective config with every secret\n"
-          "redacted, then connects to database.url and reports the server version and the\n"
-          "migrations applied and pending (exit 1 when the database cannot be reached).\n"
-          "The PostGrid API is not contacted yet: that check arrives with the API client.\n"
+          "redacted, connects to database.url and reports the server version and the\n"
+          "migrations applied and pending, then lists one order at postgrid.base_url with\n"
+          "the API key to check that it is accepted. Exit 1 when the database or the API\n"
+          "cannot be reached or the key is refused.\n"
           "\n"
           "  --migrations DIR  the migrations to compare against (see `mailtrail migrate "
           "--help`)\n",

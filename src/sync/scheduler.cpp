@@ -189,10 +189,11 @@ net::awaitable<PassResult> Scheduler::RefreshDue() {
   const auto lease = options_.lease;
   const auto types = options_.types;
   while (!stopping_) {
-    auto due = co_await db_.Run([now, limit, lease, types](store::Database& database) {
+    auto claim_due = [now, limit, lease, types](store::Database& database) {
       store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
       return repository.ClaimDue(now, limit, lease, types);
-    });
+    };
+    auto due = co_await db_.Run(std::move(claim_due));
     if (due.empty()) break;
     Merge(total, co_await RefreshAll(std::move(due), store::Source::kPoll));
   }
@@ -208,10 +209,11 @@ net::awaitable<void> Scheduler::PollLoop() {
       const std::size_t limit = options_.claim_batch;
       const auto lease = options_.lease;
       const auto types = options_.types;
-      auto due = co_await db_.Run([now, limit, lease, types](store::Database& database) {
+      auto claim_due = [now, limit, lease, types](store::Database& database) {
         store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
         return repository.ClaimDue(now, limit, lease, types);
-      });
+      };
+      auto due = co_await db_.Run(std::move(claim_due));
       claimed = due.size();
       if (claimed > 0) co_await RefreshAll(std::move(due), store::Source::kPoll);
     } catch (const std::exception& e) {
@@ -249,9 +251,10 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
     if (save_backfill) {
       const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, false};
       const domain::Timestamp now = syncer_.Now();
-      co_await db_.Run([type_name, position, now](store::Database& database) {
+      auto save_position = [type_name, position, now](store::Database& database) {
         store::SaveBackfill(database.Get(), type_name, position, now);
-      });
+      };
+      co_await db_.Run(std::move(save_position));
     }
     if (since && outcome.items > 0 && outcome.oldest_created_before_since == outcome.items) break;
     if (!full_scan && outcome.new_orders == 0 && outcome.changed == 0) break;
@@ -259,9 +262,10 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
   if (save_backfill && !stopping_) {
     const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, true};
     const domain::Timestamp now = syncer_.Now();
-    co_await db_.Run([type_name, position, now](store::Database& database) {
+    auto save_finished = [type_name, position, now](store::Database& database) {
       store::SaveBackfill(database.Get(), type_name, position, now);
-    });
+    };
+    co_await db_.Run(std::move(save_finished));
   }
   co_return result;
 }
@@ -336,9 +340,10 @@ net::awaitable<PassResult> Scheduler::Backfill(BackfillOptions options) {
   PassResult total;
   for (const auto type : options.types) {
     const std::string type_name(domain::EndpointName(type));
-    const auto position = co_await db_.Run([type_name](store::Database& database) {
+    auto load_position = [type_name](store::Database& database) {
       return store::LoadBackfill(database.Get(), type_name);
-    });
+    };
+    const auto position = co_await db_.Run(std::move(load_position));
     std::int64_t start = 0;
     if (position && !position->finished && position->since == options.since) {
       // Offset paging over a list that grew meanwhile shifts items: step back one page.
@@ -351,9 +356,10 @@ net::awaitable<PassResult> Scheduler::Backfill(BackfillOptions options) {
       if (!stopping_) {
         const domain::Timestamp now = syncer_.Now();
         const store::BackfillPosition done{0, options.since, true};
-        co_await db_.Run([type_name, done, now](store::Database& database) {
+        auto save_finished = [type_name, done, now](store::Database& database) {
           store::SaveBackfill(database.Get(), type_name, done, now);
-        });
+        };
+        co_await db_.Run(std::move(save_finished));
       }
     } else {
       Merge(total, co_await WalkType(type, true, store::Source::kBackfill,
@@ -376,14 +382,16 @@ net::awaitable<void> Scheduler::RunJob(std::string job, bool full_scan) {
   std::exception_ptr failure;
   std::string error;
   try {
-    co_await db_.Run([job, started](store::Database& database) {
+    auto record_start = [job, started](store::Database& database) {
       store::RecordRunStart(database.Get(), job, started);
-    });
+    };
+    co_await db_.Run(std::move(record_start));
     const PassResult result = co_await Discover(full_scan);
     const domain::Timestamp finished = syncer_.Now();
-    co_await db_.Run([job, finished, detail = Describe(result)](store::Database& database) {
+    auto record_success = [job, finished, detail = Describe(result)](store::Database& database) {
       store::RecordRunSuccess(database.Get(), job, finished, detail);
-    });
+    };
+    co_await db_.Run(std::move(record_success));
     (full_scan ? state_.last_full_scan : state_.last_discovery) = finished;
     if (full_scan) state_.last_discovery = finished;
     spdlog::info("{}: {} pages, {} new orders, {} changed, {} changes recorded", job, result.pages,
@@ -397,9 +405,10 @@ net::awaitable<void> Scheduler::RunJob(std::string job, bool full_scan) {
   // co_await is not allowed inside a handler: record the failure here, then rethrow.
   const domain::Timestamp failed = syncer_.Now();
   try {
-    co_await db_.Run([job, failed, error](store::Database& database) {
+    auto record_failure = [job, failed, error](store::Database& database) {
       store::RecordRunFailure(database.Get(), job, failed, error);
-    });
+    };
+    co_await db_.Run(std::move(record_failure));
   } catch (const std::exception& record_error) {
     spdlog::warn("could not record the failure of {}: {}", job, record_error.what());
   }
@@ -412,10 +421,11 @@ net::awaitable<void> Scheduler::LeaderLoop() {
     if (state_.leader && options_.leader_jobs) {
       try {
         if (!next_full_scan_ || !next_discovery_) {
-          const auto [last_full, last_discovery] = co_await db_.Run([](store::Database& database) {
+          auto load_last_runs = [](store::Database& database) {
             return std::make_pair(store::LastSuccess(database.Get(), "full_scan"),
                                   store::LastSuccess(database.Get(), "discovery"));
-          });
+          };
+          const auto [last_full, last_discovery] = co_await db_.Run(std::move(load_last_runs));
           const domain::Timestamp now = syncer_.Now();
           next_full_scan_ = last_full ? After(*last_full, options_.full_scan_interval) : now;
           next_discovery_ =
@@ -461,12 +471,13 @@ net::awaitable<void> Scheduler::Heartbeat() {
   const domain::Timestamp started = started_at_;
   const std::int64_t window = 3 * options_.heartbeat_interval.count();
   const int pid = static_cast<int>(::getpid());
-  const auto [leader, live] = co_await db_.Run([=](store::Database& database) {
+  auto beat = [=](store::Database& database) {
     const bool is_leader = want_leadership && store::TryLeadership(database.Get());
     const std::int64_t replicas =
         store::Heartbeat(database.Get(), id, host, pid, started, now, is_leader, window);
     return std::make_pair(is_leader, replicas);
-  });
+  };
+  const auto [leader, live] = co_await db_.Run(std::move(beat));
   if (leader != state_.leader) {
     spdlog::info(leader ? "this replica is now the leader (discovery and full scans)"
                         : "this replica is no longer the leader");
@@ -497,8 +508,10 @@ net::awaitable<void> Scheduler::FlushRequestCounts() {
     }
   }
   if (deltas.empty()) co_return;
-  co_await db_.Run(
-      [deltas](store::Database& database) { store::AddRequestCounts(database.Get(), deltas); });
+  auto add_counts = [deltas](store::Database& database) {
+    store::AddRequestCounts(database.Get(), deltas);
+  };
+  co_await db_.Run(std::move(add_counts));
   flushed_counts_ = std::move(current);
 }
 
@@ -518,7 +531,8 @@ net::awaitable<void> Scheduler::HeartbeatLoop() {
   try {
     co_await FlushRequestCounts();
     const std::string id = options_.replica_id;
-    co_await db_.Run([id](store::Database& database) { store::RemoveReplica(database.Get(), id); });
+    auto deregister = [id](store::Database& database) { store::RemoveReplica(database.Get(), id); };
+    co_await db_.Run(std::move(deregister));
   } catch (const std::exception& e) {
     spdlog::warn("could not deregister this replica: {}", e.what());
   }

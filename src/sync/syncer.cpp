@@ -76,13 +76,14 @@ net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::
   const domain::PollPolicy policy = policy_;
   store::ApplyResult result;
   try {
-    result = co_await db_.Run([snapshot = std::move(snapshot), raw = std::move(raw), source, now,
-                               random, policy](store::Database& database) {
+    auto apply = [snapshot = std::move(snapshot), raw = std::move(raw), source, now, random,
+                     policy](store::Database& database) {
       store::OrderRepository repository(database.Get(), policy, [random] {
         return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
       });
       return repository.Apply(snapshot, raw, source, now);
-    });
+    };
+    result = co_await db_.Run(std::move(apply));
   } catch (const std::exception&) {
     ++counters_.refresh_failures;
     throw;
@@ -123,8 +124,8 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
     PageOutcome outcome;
     std::vector<store::ApplyResult> results;
   };
-  Applied applied = co_await db_.Run([mapped = std::move(mapped), source, now, random, policy,
-                                      outcome](store::Database& database) {
+  auto apply_page = [mapped = std::move(mapped), source, now, random, policy,
+                   outcome](store::Database& database) {
     Applied out{outcome, {}};
     store::OrderRepository repository(database.Get(), policy, [random] {
       return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
@@ -152,7 +153,8 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
       }
     }
     return out;
-  });
+  };
+  Applied applied = co_await db_.Run(std::move(apply_page));
   for (const auto& result : applied.results) Count(result, source);
   co_return applied.outcome;
 }
