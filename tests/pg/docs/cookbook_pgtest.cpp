@@ -240,6 +240,20 @@ class CookbookTest : public ::testing::Test {
     return ToRows(tx.exec(recipe.sql));
   }
 
+  // The daemon's role, for ALTER DEFAULT PRIVILEGES FOR ROLE mailtrail. Roles are cluster-wide:
+  // callers roll `tx` back.
+  static void CreateDaemonRole(pqxx::work& tx) {
+    tx.exec(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mailtrail') "
+        "THEN CREATE ROLE mailtrail; END IF; END $$");
+  }
+
+  // The doc's read-only role (readonly-role recipe), inside `tx`, which callers roll back.
+  static void CreateReaderRole(pqxx::work& tx, const std::vector<Recipe>& recipes) {
+    CreateDaemonRole(tx);
+    tx.exec(Find(recipes, "readonly-role").sql);
+  }
+
   // Column `column` of every row.
   static std::vector<std::string> Column(const Rows& rows, std::size_t column) {
     std::vector<std::string> values;
@@ -261,7 +275,8 @@ const std::set<std::string> kRecipes = {"view-columns",         "order-timeline"
                                         "daily-dashboard",      "current-counts",
                                         "delivery-by-state",    "delivery-by-state-period",
                                         "certified-signed-by",  "point-in-time",
-                                        "point-in-time-counts", "readonly-role"};
+                                        "point-in-time-counts", "readonly-role",
+                                        "bi-materialized"};
 
 TEST_F(CookbookTest, EveryBlockIsNamedOnceAndKnown) {
   const auto recipes = ExtractRecipes(*markdown_);
@@ -281,15 +296,13 @@ TEST_F(CookbookTest, EveryBlockRuns) {
     SCOPED_TRACE(recipe.name);
     pqxx::work tx(*connection_);
     tx.exec("SET LOCAL TIME ZONE 'UTC'");
-    if (recipe.name == "readonly-role") {
-      // Needs the daemon's role for ALTER DEFAULT PRIVILEGES FOR ROLE mailtrail; rolled back.
-      tx.exec(
-          "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mailtrail') "
-          "THEN CREATE ROLE mailtrail; END IF; END $$");
-    }
+    const bool is_ddl = recipe.name == "readonly-role" || recipe.name == "bi-materialized";
+    // Rolled back with tx; bi-materialized grants to the reader role, so it needs it too.
+    if (recipe.name == "bi-materialized") CreateReaderRole(tx, recipes);
+    if (recipe.name == "readonly-role") CreateDaemonRole(tx);
     try {
       const auto result = tx.exec(recipe.sql);
-      if (recipe.name != "readonly-role") {
+      if (!is_ddl) {
         EXPECT_GT(result.size(), 0u) << "no rows on the test history";
       }
     } catch (const std::exception& e) {
@@ -452,10 +465,7 @@ TEST_F(CookbookTest, ReadOnlyRoleCanReadEveryViewAndWriteNothing) {
   EXPECT_EQ(recipe.sql.find("PASSWORD"), std::string::npos) << "no password in the doc's SQL";
   // Roles are cluster-wide: everything happens in one transaction that is rolled back.
   pqxx::work tx(*connection_);
-  tx.exec(
-      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mailtrail') "
-      "THEN CREATE ROLE mailtrail; END IF; END $$");
-  tx.exec(recipe.sql);
+  CreateReaderRole(tx, recipes);
   const auto settings = tx.exec(
       "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
       "WHERE r.rolname = 'mailtrail_reader' ORDER BY 1");
@@ -481,6 +491,35 @@ TEST_F(CookbookTest, ReadOnlyRoleCanReadEveryViewAndWriteNothing) {
   tx.abort();
 }
 
+TEST_F(CookbookTest, BiMaterializedCopiesMatchTheViewsAndRefreshConcurrently) {
+  const auto recipes = ExtractRecipes(*markdown_);
+  pqxx::work tx(*connection_);
+  tx.exec("SET LOCAL TIME ZONE 'UTC'");
+  CreateReaderRole(tx, recipes);
+  tx.exec(Find(recipes, "bi-materialized").sql);
+  // A new order after the copies were made: stale until the refresh the doc prescribes.
+  tx.exec(
+      "INSERT INTO mailtrail.orders (id, order_type, live, status, created_at, terminal) VALUES "
+      "('letter_new', 'letters', true, 'ready', '2026-02-01T00:00Z', false); "
+      "INSERT INTO mailtrail.order_changes (order_id, field, new_value, observed_at, source) "
+      "VALUES ('letter_new', 'status', 'ready', '2026-02-01T00:05Z', 'discovery')");
+  for (const char* view : {"daily_status_counts", "delivery_performance"}) {
+    const auto copy = std::string("SELECT t::text FROM bi.") + view + " t ORDER BY 1";
+    const auto original = std::string("SELECT t::text FROM mailtrail.") + view + " t ORDER BY 1";
+    EXPECT_NO_THROW(tx.exec(std::string("REFRESH MATERIALIZED VIEW CONCURRENTLY bi.") + view))
+        << view;
+    const auto expected = ToRows(tx.exec(original));
+    EXPECT_FALSE(expected.empty()) << view;
+    EXPECT_EQ(ToRows(tx.exec(copy)), expected) << view;
+  }
+  const auto new_day =
+      tx.exec("SELECT orders_entered FROM bi.daily_status_counts WHERE day = '2026-02-01'");
+  ASSERT_EQ(new_day.size(), 1u) << "the refresh picked up the new order";
+  tx.exec("SET LOCAL ROLE mailtrail_reader");
+  EXPECT_NO_THROW(tx.exec("SELECT count(*) FROM bi.daily_status_counts"));
+  tx.abort();
+}
+
 // bench/sql/proposed.sql (view rewrites and indexes proposed for a later migration) must not
 // change any answer: every view and every recipe gives the same rows before and after it, in one
 // transaction (so now() is the same) that is rolled back.
@@ -495,7 +534,9 @@ TEST_F(CookbookTest, ProposedViewChangesGiveTheSameAnswers) {
                          std::string("SELECT t::text FROM mailtrail.") + view + " t ORDER BY 1");
   }
   for (const auto& recipe : recipes) {
-    if (recipe.name != "readonly-role") queries.emplace_back(recipe.name, recipe.sql);
+    if (recipe.name != "readonly-role" && recipe.name != "bi-materialized") {
+      queries.emplace_back(recipe.name, recipe.sql);
+    }
   }
   pqxx::work tx(*connection_);
   tx.exec("SET LOCAL TIME ZONE 'UTC'");
