@@ -60,13 +60,15 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Version)" = "$version" ] || fail "Version: $(field Version), expected $version"
 [ "$(field Architecture)" = "$arch" ] || fail "Architecture: $(field Architecture)"
 [ "$(field Section)" = "mail" ] || fail "Section: $(field Section)"
-field Maintainer | grep -qE '^[^<>]+ <[^<>@ ]+@[^<>@ ]+>$' || fail "Maintainer: $(field Maintainer)"
-field Description | head -1 | grep -q 'PostGrid' || fail "Description synopsis: $(field Description | head -1)"
+# (Here-strings, not pipes into grep -q: with pipefail, an early-exiting grep can SIGPIPE the writer.)
+grep -qE '^[^<>]+ <[^<>@ ]+@[^<>@ ]+>$' <<<"$(field Maintainer)" || fail "Maintainer: $(field Maintainer)"
+synopsis=$(field Description | sed -n 1p)
+grep -q 'PostGrid' <<<"$synopsis" || fail "Description synopsis: $synopsis"
 depends=$(field Depends)
 echo "Depends: $depends"
 # Depends as a list of package names (alternatives and versions dropped).
 depends_names=$(echo "$depends" | tr ',|' '\n\n' | sed 's/(.*)//; s/:any//; s/ //g' | sed '/^$/d' | sort -u)
-echo "$depends_names" | grep -qx adduser || fail "Depends lacks adduser (postinst runs it)"
+grep -qx adduser <<<"$depends_names" || fail "Depends lacks adduser (postinst runs it)"
 
 for member in control md5sums conffiles postinst prerm postrm; do
   grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\*? *${member}( |$)" "$workdir/info" ||
@@ -76,7 +78,7 @@ done
 # --- contents ---------------------------------------------------------------------------------
 dpkg-deb -c "$deb" >"$workdir/contents"
 paths=$(awk '{print $NF}' "$workdir/contents" | sed 's#^\./#/#; s#/$##')
-has() { echo "$paths" | grep -qxF "$1"; }
+has() { grep -qxF "$1" <<<"$paths"; }
 for path in /usr/bin/mailtrail /lib/systemd/system/mailtrail.service /etc/mailtrail/mailtrail.yaml \
     /usr/share/mailtrail/mailtrail.env.example /usr/share/doc/mailtrail/copyright \
     /usr/share/doc/mailtrail/changelog.gz; do
@@ -85,14 +87,16 @@ done
 for sql in "$src"/migrations/*.sql; do
   has "/usr/share/mailtrail/migrations/$(basename "$sql")" || fail "package lacks migration $(basename "$sql")"
 done
-grep -E ' \./usr/bin/mailtrail$' "$workdir/contents" | grep -q '^-rwxr-xr-x root/root' ||
+[ "$(awk '$NF == "./usr/bin/mailtrail" {print $1, $2}' "$workdir/contents")" = "-rwxr-xr-x root/root" ] ||
   fail "/usr/bin/mailtrail is not -rwxr-xr-x root/root"
-if echo "$paths" | grep -qE 'postgrid-sim|^/usr/local|^/etc/mailtrail/mailtrail\.env$'; then
-  fail "package ships what it must not: $(echo "$paths" | grep -E 'postgrid-sim|^/usr/local|^/etc/mailtrail/mailtrail\.env$' | tr '\n' ' ')"
-fi
+forbidden=$(grep -E 'postgrid-sim|^/usr/local|^/etc/mailtrail/mailtrail\.env$' <<<"$paths" || true)
+[ -z "$forbidden" ] || fail "package ships what it must not: $(tr '\n' ' ' <<<"$forbidden")"
 
 # conffiles: exactly the regular files under /etc.
-dpkg-deb --ctrl-tarfile "$deb" | tar -x -C "$workdir" ./conffiles ./postinst ./prerm ./postrm
+dpkg-deb -e "$deb" "$workdir/control"
+for member in conffiles postinst prerm postrm; do
+  cp "$workdir/control/$member" "$workdir/$member" 2>/dev/null || : >"$workdir/$member"
+done
 etc_files=$(grep -E '^-' "$workdir/contents" | awk '{print $NF}' | sed 's#^\./#/#' | grep '^/etc/' | sort)
 [ "$(sort "$workdir/conffiles")" = "$etc_files" ] ||
   fail "conffiles ($(tr '\n' ' ' <"$workdir/conffiles")) != files in /etc ($(echo $etc_files))"
@@ -135,7 +139,7 @@ while read -r soname; do
   provides=$(dpkg-query -W -f='${Provides}' "$owner" 2>/dev/null | tr ',' '\n' | sed 's/(.*)//; s/ //g')
   satisfied=0
   for name in "$owner" $provides; do
-    if echo "$depends_names" | grep -qxF "$name"; then satisfied=1; fi
+    if grep -qxF "$name" <<<"$depends_names"; then satisfied=1; fi
   done
   [ "$satisfied" -eq 1 ] || fail "Depends lacks $owner (for $soname)"
 done < <(readelf -d "$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
