@@ -199,11 +199,9 @@ TEST(HttpConnection, ReadDeadlineFires) {
   ServerState state;
   net::co_spawn(ioc, PlainServer(&acceptor, Mode::kSilent, &state), net::detached);
   std::optional<Exchange> exchange;
-  const auto started = std::chrono::steady_clock::now();
   const auto failure = Drive(ioc, TwoRequests(LocalUrl(acceptor), nullptr, 1000, 100ms), &exchange);
   EXPECT_EQ(CodeOf(failure), beast::error::timeout);
-  // Not a speed assertion: only that it did not wait for the server's 5 s.
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
+  // (Had the deadline not fired, the silent server's close after 5 s would give end_of_stream.)
 }
 
 TEST(HttpConnection, RefusedConnectIsAnError) {

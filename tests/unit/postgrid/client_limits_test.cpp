@@ -268,7 +268,7 @@ TEST(ClientLimits, StormOf429WithRetryAfterHttpDateIsObeyed) {
 }
 
 TEST(ClientLimits, A429PausesEveryRequestOfTheClient) {
-  // One 429 with a 400 ms pause while 6 other requests queue behind the rate limiter: none of
+  // One 429 with a 1 s pause while 6 other requests queue behind the rate limiter: none of
   // them may arrive before the pause ends, although each has its own slot and connection.
   auto first = std::make_shared<bool>(true);
   auto retry_at = std::make_shared<Clock::time_point>();
@@ -279,8 +279,8 @@ TEST(ClientLimits, A429PausesEveryRequestOfTheClient) {
       *first = false;
       FakeResponse response;
       response.status = 429;
-      response.headers.push_back({"retry-after-ms", "400"});
-      *retry_at = Clock::now() + 400ms;
+      response.headers.push_back({"retry-after-ms", "1000"});
+      *retry_at = Clock::now() + 1000ms;
       return response;
     }
     return EchoOrder(request);

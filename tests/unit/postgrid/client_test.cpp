@@ -321,19 +321,22 @@ TEST(Client, ReadTimeoutFiresAndIsRetried) {
   int calls = 0;
   FakePostGrid fake([&calls](const FakeRequest& request) {
     FakeResponse response = EchoOrder(request);
-    if (++calls == 1) response.delay = 3s;  // far past the client's 150 ms deadline
+    if (++calls == 1) response.delay = 10s;  // far past the client's deadline
     return response;
   });
   net::io_context ioc;
   auto options = FastOptions(fake);
-  options.timeout = 150ms;
+  options.timeout = 500ms;
   Client client(ioc.get_executor(), options);
   const auto order =
       RunOne(ioc, client.Retrieve({OrderType::kLetter, "letter_9", ""}, Purpose::kPoll));
   EXPECT_EQ(order.at("id"), "letter_9");
-  EXPECT_EQ(fake.request_count(), 2u);
-  // The timed-out connection was dropped, not reused.
-  EXPECT_EQ(fake.connections_accepted(), 2u);
+  // The first attempt cannot have been answered in time; a loaded machine may add more.
+  EXPECT_GE(fake.request_count(), 2u);
+  // A timed-out connection is dropped, never reused for the retry.
+  EXPECT_GE(fake.connections_accepted(), 2u);
+  const auto requests = fake.requests();
+  EXPECT_NE(requests[0].connection, requests[1].connection);
 }
 
 TEST(Client, PersistentTimeoutsEndAsTransient) {
