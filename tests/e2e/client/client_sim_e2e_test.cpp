@@ -154,6 +154,44 @@ TEST(ClientAgainstSimulator, InjectedFaultsAreRetriedAndNeverMisParsed) {
   EXPECT_GT(failed_attempts, 0);
 }
 
+/// Retrieves one letter through 429s injected by the simulator and returns (elapsed, counts).
+std::pair<std::chrono::steady_clock::duration, std::map<int, std::uint64_t>> RetrieveThrough429s(
+    const std::string& fault) {
+  SimProcess sim(
+      {"--orders", "50", "--seed", "4", "--speed", "0", "--live-fraction", "0", "--fault", fault});
+  net::io_context ioc;
+  Client client(ioc.get_executor(), SimOptions(sim));
+  const auto page = CallSim(ioc, client.List(OrderType::kLetter, 0, 1, "", Purpose::kDiscovery));
+  const std::string id = page.at("data").at(0).at("id").get<std::string>();
+  const auto started = std::chrono::steady_clock::now();
+  const auto order = CallSim(ioc, client.Retrieve({OrderType::kLetter, id, ""}, Purpose::kPoll));
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(order.at("id"), id);
+  std::map<int, std::uint64_t> by_status;
+  for (const auto& cell : client.RequestCounts()) {
+    if (cell.endpoint == EndpointKind::kRetrieve) by_status[cell.status] += cell.count;
+  }
+  return {elapsed, by_status};
+}
+
+TEST(ClientAgainstSimulator, WaitsAtLeastTheRetryTimeTheSimulatorAsksFor) {
+  // Lower bounds only: three 429s asking for 300 ms each cannot be got through faster than 900 ms.
+  {
+    const auto [elapsed, by_status] =
+        RetrieveThrough429s("429:count=3,retry_after_ms=300,endpoint=/letters/");
+    EXPECT_EQ(by_status.at(429), 3u);
+    EXPECT_EQ(by_status.at(200), 1u);
+    EXPECT_GE(elapsed, 900ms);
+  }
+  {
+    const auto [elapsed, by_status] =
+        RetrieveThrough429s("429:count=1,retry_after=1,endpoint=/letters/");
+    EXPECT_EQ(by_status.at(429), 1u);
+    EXPECT_EQ(by_status.at(200), 1u);
+    EXPECT_GE(elapsed, 1000ms);
+  }
+}
+
 TEST(ClientAgainstSimulator, WrongKeyIsAnAuthErrorWithoutTheKey) {
   SimProcess sim({"--orders", "10", "--speed", "0"});
   net::io_context ioc;
