@@ -5,31 +5,37 @@
 namespace mailtrail::netio {
 
 AsyncSemaphore::AsyncSemaphore(net::any_io_executor executor, std::size_t count)
-    : executor_(std::move(executor)),
-      capacity_(std::max<std::size_t>(1, count)),
-      available_(capacity_) {}
+    : executor_(std::move(executor)), state_(std::make_shared<State>()) {
+  state_->capacity = std::max<std::size_t>(1, count);
+  state_->available = state_->capacity;
+}
 
 net::awaitable<AsyncSemaphore::Permit> AsyncSemaphore::Acquire() {
-  if (available_ > 0 && waiters_.empty()) {
-    --available_;
-    co_return Permit(this);
+  std::shared_ptr<State> state = state_;
+  if (state->available > 0 && state->waiters.empty()) {
+    --state->available;
+    co_return Permit(std::move(state));
   }
   auto timer = std::make_shared<net::steady_timer>(executor_);
   timer->expires_at(net::steady_timer::time_point::max());
-  waiters_.push_back(timer);
+  state->waiters.push_back(timer);
   beast::error_code ec;  // operation_aborted is the wake-up signal from Release
   co_await timer->async_wait(net::redirect_error(net::use_awaitable, ec));
-  co_return Permit(this);
+  co_return Permit(std::move(state));
 }
 
-void AsyncSemaphore::Release() {
-  if (!waiters_.empty()) {
-    auto next = std::move(waiters_.front());
-    waiters_.pop_front();
+void AsyncSemaphore::State::Release() {
+  if (!waiters.empty()) {
+    auto next = std::move(waiters.front());
+    waiters.pop_front();
     next->cancel();
     return;
   }
-  ++available_;
+  ++available;
+}
+
+void AsyncSemaphore::Permit::Reset() {
+  if (state_) std::exchange(state_, nullptr)->Release();
 }
 
 }  // namespace mailtrail::netio

@@ -12,19 +12,22 @@ namespace mailtrail::netio {
 /// once; Acquire() waits in FIFO order for a free one.
 ///
 /// Thread affinity: all calls, and destruction of permits, on one single-threaded executor (the
-/// client's io_context). The semaphore must outlive its permits and waiters.
+/// client's io_context). Permits share the semaphore's state, so a permit held by a coroutine
+/// frame that is destroyed after the semaphore (an io_context torn down after its client) is
+/// still safe to release.
 class AsyncSemaphore {
+  struct State;
+
  public:
-  /// RAII permit: returns itself to the semaphore when destroyed.
+  /// RAII permit: returns itself to the semaphore when destroyed or Reset().
   class Permit {
    public:
     Permit() = default;
-    explicit Permit(AsyncSemaphore* owner) : owner_(owner) {}
-    Permit(Permit&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
+    Permit(Permit&& other) noexcept = default;
     Permit& operator=(Permit&& other) noexcept {
       if (this != &other) {
         Reset();
-        owner_ = std::exchange(other.owner_, nullptr);
+        state_ = std::move(other.state_);
       }
       return *this;
     }
@@ -32,12 +35,13 @@ class AsyncSemaphore {
     Permit& operator=(const Permit&) = delete;
     ~Permit() { Reset(); }
 
-    void Reset() {
-      if (owner_ != nullptr) std::exchange(owner_, nullptr)->Release();
-    }
+    void Reset();
+    bool held() const { return state_ != nullptr; }
 
    private:
-    AsyncSemaphore* owner_ = nullptr;
+    friend class AsyncSemaphore;
+    explicit Permit(std::shared_ptr<State> state) : state_(std::move(state)) {}
+    std::shared_ptr<State> state_;
   };
 
   AsyncSemaphore(net::any_io_executor executor, std::size_t count);
@@ -45,20 +49,23 @@ class AsyncSemaphore {
   /// Completes with a permit once fewer than `count` are out.
   net::awaitable<Permit> Acquire();
 
-  std::size_t capacity() const { return capacity_; }
-  /// Permits currently held.
-  std::size_t in_use() const { return capacity_ - available_; }
-  std::size_t waiting() const { return waiters_.size(); }
+  std::size_t capacity() const { return state_->capacity; }
+  /// Permits currently held (or handed to a waiter that has not resumed yet).
+  std::size_t in_use() const { return state_->capacity - state_->available; }
+  std::size_t waiting() const { return state_->waiters.size(); }
 
  private:
-  void Release();
+  struct State {
+    std::size_t capacity = 1;
+    std::size_t available = 1;
+    // A waiter sleeps on a timer that never expires; Release cancels the front one, which hands
+    // the permit over directly, so a newcomer cannot overtake a waiter.
+    std::deque<std::shared_ptr<net::steady_timer>> waiters;
+    void Release();
+  };
 
   net::any_io_executor executor_;
-  std::size_t capacity_;
-  std::size_t available_;
-  // A waiter sleeps on a timer that never expires; Release cancels the front one, which hands
-  // the permit over directly, so a newcomer cannot overtake a waiter.
-  std::deque<std::shared_ptr<net::steady_timer>> waiters_;
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace mailtrail::netio

@@ -73,5 +73,28 @@ TEST(AsyncSemaphore, PermitReleasesOnDestructionAndMove) {
   EXPECT_EQ(semaphore.in_use(), 0u);
 }
 
+net::awaitable<void> HoldForever(AsyncSemaphore* semaphore) {
+  auto permit = co_await semaphore->Acquire();
+  net::steady_timer timer(co_await net::this_coro::executor);
+  timer.expires_at(net::steady_timer::time_point::max());
+  co_await timer.async_wait(net::use_awaitable);
+}
+
+TEST(AsyncSemaphore, PermitInAFrameDestroyedAfterTheSemaphoreIsSafe) {
+  // The daemon's shape: the io_context outlives the client that owns the semaphore, and
+  // destroys suspended calls (and their permits) only when it goes.
+  auto ioc = std::make_unique<net::io_context>();
+  {
+    AsyncSemaphore semaphore(ioc->get_executor(), 1);
+    net::co_spawn(*ioc, HoldForever(&semaphore), net::detached);
+    net::co_spawn(*ioc, HoldForever(&semaphore), net::detached);  // waits for a permit
+    ioc->run_for(50ms);
+    EXPECT_EQ(semaphore.in_use(), 1u);
+    EXPECT_EQ(semaphore.waiting(), 1u);
+  }
+  ioc.reset();  // destroys both frames; must not touch the destroyed semaphore object
+  SUCCEED();
+}
+
 }  // namespace
 }  // namespace mailtrail::netio
