@@ -176,14 +176,12 @@ VerifyResult VerifyJwt(std::string_view token, const std::vector<std::string>& s
     std::copy(signature->begin(), signature->end(), expected.begin());
     verified = AnySecretMatches(secrets, signing_input, {expected});
   }
+  // Acceptance hinges on `verified` alone; the header only picks the refusal's code. A header
+  // that is not a JSON object naming an `alg` is malformed (400) whatever the MAC says.
   const std::optional<bool> hs256 = header_names_hs256();
-  if (!verified) {
-    if (hs256.has_value() && !*hs256) return Refuse(kFormat, "alg_not_allowed", 401);
-    return Refuse(kFormat, "bad_signature", 401);
-  }
-  // Signed with our secret, but still a header we do not accept: refuse, never guess.
   if (!hs256.has_value()) return Refuse(kFormat, "malformed_token", 400);
   if (!*hs256) return Refuse(kFormat, "alg_not_allowed", 401);
+  if (!verified) return Refuse(kFormat, "bad_signature", 401);
 
   const auto claims_text = Base64UrlDecode(claims_part);
   if (!claims_text) return Refuse(kFormat, "malformed_token", 400);

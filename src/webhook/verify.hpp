@@ -53,10 +53,11 @@ struct VerifyResult {
 /// Format: a `PostGrid-Signature` header (any case) means the JSON format; otherwise a body that
 /// consists only of base64url characters and dots is taken as a compact JWS (JWT format).
 ///  - JWT: HMAC-SHA256 over `header.payload` must equal the third part for one of `secrets`
-///    (constant-time compare); only then is anything decoded. The JOSE header's `alg` must be
-///    exactly `HS256` (`none`, `HS512`, `RS256`, ... are refused as `alg_not_allowed`, also when
-///    their signature is wrong); `iat`, when present, must be a number within `max_age` of `now`
-///    both ways.
+///    (constant-time compare); the claims are decoded only after that. The JOSE header is
+///    decoded only to name the refusal: it must be a JSON object (else `malformed_token`, 400)
+///    whose `alg` is exactly `HS256` (`none`, `HS512`, `RS256`, ... are `alg_not_allowed`, also
+///    when the MAC happens to match). `iat`, when present, must be a number within `max_age` of
+///    `now` both ways.
 ///  - JSON: `t=<digits>,v1=<64 hex>[,v1=...]` (other keys ignored; 13 digits of `t` are
 ///    milliseconds, fewer are seconds); any `v1` equal to hex HMAC-SHA256(secret, t + "." + body)
 ///    for any secret verifies; then `t` must lie within `max_age` of `now` both ways.

@@ -32,9 +32,9 @@ constexpr std::string_view kSigSeconds =
     "5eb5e680baa0ec7832948b0948c1c8c3edcc7a5cee2658ef1443ef4b1906bd7a";  // t=1700000000
 constexpr std::string_view kSigMillis =
     "26d17d6930438d80430be6bf77e54f873a65a568d59928397aa273e6fa1a778b";  // t=1700000000123
-constexpr std::
-    string_view kSigWrongSecret = "14c83bb16fdb5207188a646fedda414ccd2dc2e82f5d1c636b6c27e0f1258ef"
-                                  "9";  // whsec_wrong_secret_zzzzzzzzz
+constexpr std::string_view kSigWrongSecret =
+    "14c83bb16fdb5207188a646fedda414ccd2dc2e82f5d1c636b6c27e0f1258ef"
+    "9";  // whsec_wrong_secret_zzzzzzzzz
 constexpr std::string_view kSigOldSecret =
     "ac9f5a30ac5a259727d6cfe4c10febca2a72ccdaa263dd32b4aaa7d6bf53b8f2";  // kOldSecret, t=1700000000
 constexpr std::string_view kSigStale =
@@ -254,6 +254,20 @@ std::vector<Row> Rows() {
       {"jwt_modified_claims", {}, std::string(kJwtModified), Secrets(), 401, "bad_signature", jwt},
       {"jwt_truncated_signature", {}, truncated_signature, Secrets(), 401, "bad_signature", jwt},
       {"jwt_truncated_to_two_parts", {}, two_parts, Secrets(), 400, "malformed_token", jwt},
+      {"jwt_header_not_base64",
+       {},
+       "a.eyJ0eXBlIjoieCJ9.c0QHunjSfTnHj9AcO3o5h84E0iwgdPJXdko7zPh592k",
+       Secrets(),
+       400,
+       "malformed_token",
+       jwt},
+      {"jwt_header_without_alg",
+       {},
+       "e30.e30.c0QHunjSfTnHj9AcO3o5h84E0iwgdPJXdko7zPh592k",
+       Secrets(),
+       400,
+       "malformed_token",
+       jwt},
       {"jwt_four_parts", {}, std::string(kJwtOk) + ".e30", Secrets(), 400, "malformed_token", jwt},
       {"jwt_expired_iat", {}, std::string(kJwtStaleIat), Secrets(), 401, "stale_timestamp", jwt},
       {"jwt_future_iat", {}, std::string(kJwtFutureIat), Secrets(), 401, "future_timestamp", jwt},
