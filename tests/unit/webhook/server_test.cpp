@@ -428,6 +428,17 @@ TEST_F(WebhookServerTest, ExpectContinueGetsAnInterimResponse) {
   EXPECT_EQ(triggered_.size(), 1u);
 }
 
+TEST_F(WebhookServerTest, DeeplyNestedRefusedBodyIsStoredWithoutRecursion) {
+  Start();
+  // Unverified input is never parsed recursively: 500k nested arrays are refused and kept.
+  const std::string nested(500000, '[');
+  EXPECT_EQ(Post(nested, {{"PostGrid-Signature", std::string(kWrongSecretSignature)}}).result_int(),
+            401);
+  ASSERT_EQ(store_.rows.size(), 1u);
+  ASSERT_TRUE(store_.rows[0].payload.has_value());
+  EXPECT_EQ(store_.rows[0].payload->size(), nested.size() + 2);  // a JSON string of the body
+}
+
 TEST_F(WebhookServerTest, StopRefusesNewConnections) {
   Start();
   const auto port = server_->Port();
