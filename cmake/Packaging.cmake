@@ -5,12 +5,12 @@
 # path then all agree. See systemd/README.md ("Install layout").
 #
 #   cmake -S . -B build-pkg -G Ninja -DCMAKE_INSTALL_PREFIX=/usr \
-#         -DMAILTRAIL_BUILD_TESTS=OFF -DMAILTRAIL_BUILD_SIMULATOR=OFF
+#         -DMAILTRAIL_BUILD_TESTS=OFF
 #   cmake --build build-pkg --target package      # -> build-pkg/mailtrail_<version>_<arch>.deb
 #
-# Only the install components "Unspecified" (the mailtrail binary and migrations, installed by
-# src/app) and "mailtrail" (below) go into the package: a test tool installed under another
-# component (postgrid-sim) stays out of it.
+# The install components "Unspecified" (the mailtrail and postgrid-sim binaries and the
+# migrations, installed by src/app and tests/simulator; contract.md: the package installs both)
+# and "mailtrail" (below) go into the package.
 include(GNUInstallDirs)
 
 # /etc/mailtrail for a /usr (or /) prefix, <prefix>/etc/mailtrail otherwise (GNUInstallDirs rule).

@@ -9,8 +9,8 @@
 # MAILTRAIL_BENCH_RUNS (default 2) runs, and the rows returned; full plans go to OUTPUT_DIR
 # (default: a temp dir, removed). Exit 0 unless something fails to run: timings are reported,
 # not asserted (this is the `bench` label, not a test of the machine).
-# MAILTRAIL_BENCH_EXTRA_SQL=FILE is applied after the history is generated (e.g. the proposed
-# view changes and indexes in bench/sql/proposed.sql); session settings go through libpq's
+# MAILTRAIL_BENCH_EXTRA_SQL=FILE is applied after the history is generated (e.g. view
+# changes or indexes being considered for a migration); session settings go through libpq's
 # PGOPTIONS, e.g. PGOPTIONS='-c work_mem=64MB'.
 set -euo pipefail
 
