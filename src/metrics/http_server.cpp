@@ -30,9 +30,9 @@ namespace {
 using StatePtr = std::shared_ptr<HttpServer::State>;
 
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
-constexpr std::uint64_t kBodyLimit = 64 * 1024;
+constexpr std::uint64_t kBodyLimit = std::uint64_t{64} * 1024;
 
-void LogIfFailed(std::exception_ptr error, const char* what) {
+void LogIfFailed(const std::exception_ptr& error, const char* what) {
   if (!error) return;
   try {
     std::rethrow_exception(error);
@@ -147,7 +147,7 @@ net::awaitable<void> AcceptLoop(StatePtr state) {
       continue;
     }
     net::co_spawn(state->executor, RunSession(state, std::move(socket)),
-                  [](std::exception_ptr error) { LogIfFailed(error, "session"); });
+                  [](const std::exception_ptr& error) { LogIfFailed(error, "session"); });
   }
 }
 
@@ -175,7 +175,7 @@ void HttpServer::Start() {
   state_->acceptor = std::move(acceptor);
   spdlog::info("metrics: listening on {}:{}", state_->options.host, state_->port.load());
   net::co_spawn(state_->executor, AcceptLoop(state_),
-                [](std::exception_ptr error) { LogIfFailed(error, "accept loop"); });
+                [](const std::exception_ptr& error) { LogIfFailed(error, "accept loop"); });
 }
 
 std::uint16_t HttpServer::Port() const { return state_->port.load(); }

@@ -1,6 +1,7 @@
 #include "metrics/registry.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -193,7 +194,7 @@ Gauge& Registry::GetGauge(std::string_view name, std::string_view help, const La
 }
 
 Histogram& Registry::GetHistogram(std::string_view name, std::string_view help,
-                                  std::vector<double> bounds, const Labels& labels) {
+                                  const std::vector<double>& bounds, const Labels& labels) {
   ValidateLabels(labels, true);
   auto fresh = std::make_unique<Histogram>(bounds);  // validates the bounds before any change
   std::lock_guard lock(mutex_);
@@ -317,17 +318,17 @@ std::string EscapeLabelValue(std::string_view value) {
 std::string FormatValue(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buffer[64];
+  std::array<char, 64> buffer{};
   // Whole numbers (counts, unix timestamps) read better as integers than as `1.7e+09`; below
   // 2^53 every integer is exact in a double.
   if (std::abs(value) < 9007199254740992.0 && value == std::trunc(value)) {
-    const auto result =
-        std::to_chars(buffer, buffer + sizeof(buffer), static_cast<std::int64_t>(value));
-    return std::string(buffer, result.ptr);
+    const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(),
+                                      static_cast<std::int64_t>(value));
+    return {buffer.data(), result.ptr};
   }
-  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
   if (result.ec != std::errc()) return "NaN";  // cannot happen with 64 bytes; stay parseable
-  return std::string(buffer, result.ptr);
+  return {buffer.data(), result.ptr};
 }
 
 }  // namespace mailtrail::metrics

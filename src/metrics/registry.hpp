@@ -95,8 +95,8 @@ class Registry {
   Counter& GetCounter(std::string_view name, std::string_view help, const Labels& labels = {});
   Gauge& GetGauge(std::string_view name, std::string_view help, const Labels& labels = {});
   /// Every series of one histogram family must use the same `bounds`.
-  Histogram& GetHistogram(std::string_view name, std::string_view help, std::vector<double> bounds,
-                          const Labels& labels = {});
+  Histogram& GetHistogram(std::string_view name, std::string_view help,
+                          const std::vector<double>& bounds, const Labels& labels = {});
   /// A counter or gauge family whose series are produced by `collect` at every scrape.
   void AddCallback(std::string_view name, std::string_view help, MetricType type,
                    CollectFn collect);

@@ -55,7 +55,7 @@ using StatePtr = std::shared_ptr<Server::State>;
 /// Request headers beyond this are refused (431-worthy; answered 400): PostGrid sends a handful.
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 
-void LogIfFailed(std::exception_ptr error, const char* what) {
+void LogIfFailed(const std::exception_ptr& error, const char* what) {
   if (!error) return;
   try {
     std::rethrow_exception(error);
@@ -293,7 +293,7 @@ net::awaitable<void> AcceptLoop(StatePtr state) {
     beast::error_code ignored;  // no_delay is an optimisation; a failure is harmless
     socket.set_option(tcp::no_delay(true), ignored);
     net::co_spawn(state->executor, RunSession(state, std::move(socket)),
-                  [](std::exception_ptr error) { LogIfFailed(error, "session"); });
+                  [](const std::exception_ptr& error) { LogIfFailed(error, "session"); });
   }
 }
 
@@ -323,7 +323,7 @@ void Server::Start() {
   spdlog::info("webhook: listening on {}:{}{}", state_->options.host, state_->port.load(),
                state_->options.path);
   net::co_spawn(state_->executor, AcceptLoop(state_),
-                [](std::exception_ptr error) { LogIfFailed(error, "accept loop"); });
+                [](const std::exception_ptr& error) { LogIfFailed(error, "accept loop"); });
 }
 
 std::uint16_t Server::Port() const { return state_->port.load(); }

@@ -338,7 +338,7 @@ Event ParseEvent(const nlohmann::json& payload) {
 std::string Sha256Hex(std::string_view bytes) {
   Digest digest{};
   SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest.data());
-  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kHex = "0123456789abcdef";
   std::string hex;
   hex.reserve(digest.size() * 2);
   for (unsigned char byte : digest) {
