@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -7,6 +8,10 @@
 
 int main(int argc, char** argv) {
   using namespace mailtrail::app;
+  // libpq waits forever on an unanswered connect by default; bound it so a database that hangs
+  // turns into an error (and a 503 for webhooks) instead of a stuck daemon. An explicit
+  // PGCONNECT_TIMEOUT or connect_timeout in database.url still wins.
+  ::setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
   const std::vector<std::string> args(argv + 1, argv + argc);
   CommandLine line;
   try {
