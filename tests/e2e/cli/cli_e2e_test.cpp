@@ -206,9 +206,10 @@ TEST_F(CliE2eTest, StatusShowsCountsDueRequestsAndWebhooksButNoSecrets) {
 
 // Issue 6: status shows the last discovery. `sync --once` runs one, so status should say when.
 TEST_F(CliE2eTest, StatusShowsTheDiscoveryOfSyncOnce) {
-  GTEST_SKIP() << "bug: `sync --once` does not record its discovery in mailtrail.sync_runs "
-                  "(Scheduler::RunOnce calls Discover, not RunJob), so `status` shows no last "
-                  "discovery after it; remove this skip once fixed";
+  if (std::getenv("MAILTRAIL_E2E_UNSKIP") == nullptr)
+    GTEST_SKIP() << "bug: `sync --once` does not record its discovery in mailtrail.sync_runs "
+                    "(Scheduler::RunOnce calls Discover, not RunJob), so `status` shows no last "
+                    "discovery after it; remove this skip once fixed";
   SimProcess sim(SmallWorld("40"));
   const auto path = Write(BaseConfig(sim, kLiveKey));
   ASSERT_EQ(Mailtrail({"sync", "--once"}, path).exit_code, 0);
@@ -502,7 +503,8 @@ TEST_F(CliE2eTest, BackfillKilledMidwayResumesWithoutDuplicates) {
 
   // The rerun resumed: it listed fewer pages than a complete walk needs.
   long list_requests = 0;
-  for (const auto& cell : GetJson(sim, "/__sim/stats")["requests"]) {
+  const json stats = GetJson(sim, "/__sim/stats");  // named: a temporary would dangle below
+  for (const auto& cell : stats["requests"]) {
     const auto endpoint = cell["endpoint"].get<std::string>();
     if (endpoint.find("{id}") == std::string::npos) list_requests += cell["count"].get<long>();
   }

@@ -41,7 +41,8 @@ class PrivatePostgres {
   }
   ~PrivatePostgres() {
     if (running_)
-      Shell(runas_ + " " + bin_ + "/pg_ctl -D " + data() + " -m immediate -w stop", false);
+      Shell(runas_ + " " + bin_ + "/pg_ctl -D " + data() + " -m immediate -w stop >/dev/null 2>&1",
+            false);
   }
   PrivatePostgres(const PrivatePostgres&) = delete;
   PrivatePostgres& operator=(const PrivatePostgres&) = delete;
