@@ -28,6 +28,7 @@ sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool l
   sync::SchedulerOptions options;
   options.types = config.postgrid.order_types;
   options.discovery_interval = config.poll.discovery_interval;
+  options.poll_interval = config.poll.interval;
   options.full_scan_interval = config.poll.full_scan_interval;
   options.requests_per_second = config.postgrid.requests_per_second;
   options.refresh_workers = static_cast<std::size_t>(config.postgrid.max_concurrency);

@@ -78,4 +78,10 @@ ScheduleDecision DecideSchedule(const OrderSnapshot& order, Timestamp now, const
   return {false, After(now, policy.carrier_interval, factor), CheckReason::kCarrierTracking};
 }
 
+bool PreferListWalk(std::int64_t due_soon, std::int64_t listed, std::int64_t page_size) {
+  if (page_size <= 0 || due_soon <= 0) return false;
+  const std::int64_t pages = (listed + page_size - 1) / page_size + 1;
+  return due_soon > pages;
+}
+
 }  // namespace mailtrail::domain

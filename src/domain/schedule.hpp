@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -53,5 +54,11 @@ struct ScheduleDecision {
 ScheduleDecision DecideSchedule(const OrderSnapshot& order, Timestamp now, const PollPolicy& policy,
                                 std::optional<Timestamp> completed_since, bool first_observation,
                                 double random01);
+
+/// The cheaper path (issue 6): refreshing `due_soon` orders one GET each costs `due_soon`
+/// requests; walking the type's whole list costs ceil(`listed` / `page_size`) requests and shows
+/// every order. True when the walk is strictly cheaper, with one page of margin for the list
+/// growing meanwhile. Pure.
+bool PreferListWalk(std::int64_t due_soon, std::int64_t listed, std::int64_t page_size);
 
 }  // namespace mailtrail::domain

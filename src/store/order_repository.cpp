@@ -344,18 +344,34 @@ bool OrderRepository::Reschedule(std::string_view id, domain::Timestamp when,
   return !rows.empty();
 }
 
-std::unordered_map<std::string, std::optional<domain::Timestamp>> OrderRepository::StoredUpdatedAt(
+std::unordered_map<std::string, OrderRepository::StoredState> OrderRepository::StoredStates(
     const std::vector<std::string>& ids) {
   pqxx::read_transaction tx(connection_);
-  std::unordered_map<std::string, std::optional<domain::Timestamp>> stored;
-  for (const auto& row : SqlParams()
-                             .Add(detail::TextArrayLiteral(ids))
-                             .Exec(tx,
-                                   "SELECT id, (extract(epoch FROM updated_at) * 1000000)::bigint "
-                                   "FROM mailtrail.orders WHERE id = ANY($1::text[])")) {
-    stored.emplace(row[0].as<std::string>(), MicrosToTimestamp(row[1]));
+  std::unordered_map<std::string, StoredState> stored;
+  for (const auto& row :
+       SqlParams()
+           .Add(detail::TextArrayLiteral(ids))
+           .Exec(tx,
+                 "SELECT id, (extract(epoch FROM updated_at) * 1000000)::bigint, "
+                 "(extract(epoch FROM next_check_at) * 1000000)::bigint, terminal "
+                 "FROM mailtrail.orders WHERE id = ANY($1::text[])")) {
+    stored.emplace(
+        row[0].as<std::string>(),
+        StoredState{MicrosToTimestamp(row[1]), MicrosToTimestamp(row[2]), row[3].as<bool>()});
   }
   return stored;
+}
+
+std::pair<std::int64_t, std::int64_t> OrderRepository::CountDueBefore(domain::OrderType type,
+                                                                      domain::Timestamp horizon) {
+  pqxx::read_transaction tx(connection_);
+  const auto row = SqlParams()
+                       .Add(domain::EndpointName(type))
+                       .Add(horizon)
+                       .Exec(tx,
+                             "SELECT count(*) FILTER (WHERE NOT terminal AND next_check_at <= $2), "
+                             "count(*) FROM mailtrail.orders WHERE order_type = $1")[0];
+  return {row[0].as<std::int64_t>(), row[1].as<std::int64_t>()};
 }
 
 }  // namespace mailtrail::store

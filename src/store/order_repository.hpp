@@ -74,10 +74,19 @@ class OrderRepository {
   /// false when the order is not stored or is terminal.
   bool Reschedule(std::string_view id, domain::Timestamp when, std::string_view reason);
 
-  /// For list-page items: which of `ids` are stored, with their stored updated_at (nullopt when
-  /// stored without one). Ids not stored are absent from the map.
-  std::unordered_map<std::string, std::optional<domain::Timestamp>> StoredUpdatedAt(
-      const std::vector<std::string>& ids);
+  /// What the store holds about a listed order, to decide whether to write it.
+  struct StoredState {
+    std::optional<domain::Timestamp> updated_at;
+    std::optional<domain::Timestamp> next_check_at;
+    bool terminal = false;
+  };
+  /// For list-page items: which of `ids` are stored, and their state. Ids not stored are absent.
+  std::unordered_map<std::string, StoredState> StoredStates(const std::vector<std::string>& ids);
+
+  /// For the cheaper-path choice: non-terminal orders of `type` due before `horizon`, and all
+  /// stored orders of `type` (what a full list walk would page through).
+  std::pair<std::int64_t, std::int64_t> CountDueBefore(domain::OrderType type,
+                                                       domain::Timestamp horizon);
 
  private:
   pqxx::connection_base& connection_;

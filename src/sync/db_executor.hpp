@@ -28,9 +28,10 @@ class DbExecutor {
   /// executor with the result (or the exception `fn` threw). `fn` is moved to the pool: capture by
   /// value.
   ///
-  /// Hazard: pass a named lambda (`auto write = [..](..) {..}; co_await db.Run(std::move(write));`).
-  /// g++ 12 mis-destroys a lambda with captures written inline in the co_await expression (seen
-  /// here as a double free of the captured vector), so no call site does that.
+  /// Hazard: pass a named lambda (`auto write = [..](..) {..}; co_await
+  /// db.Run(std::move(write));`). g++ 12 mis-destroys a lambda with captures written inline in the
+  /// co_await expression (seen here as a double free of the captured vector), so no call site does
+  /// that.
   template <typename Fn>
   auto Run(Fn fn) -> net::awaitable<std::invoke_result_t<Fn&, store::Database&>> {
     using Result = std::invoke_result_t<Fn&, store::Database&>;

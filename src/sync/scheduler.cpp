@@ -23,6 +23,7 @@ void Merge(PassResult& into, const PassResult& from) {
 
 void Merge(PassResult& into, const PageOutcome& page) {
   into.pages += 1;
+  into.refreshed += page.rechecked;
   into.new_orders += page.new_orders;
   into.changed += page.changed;
   into.failures += page.failed;
@@ -234,7 +235,8 @@ net::awaitable<void> Scheduler::PollLoop() {
 net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full_scan,
                                                store::Source source, postgrid::Purpose purpose,
                                                std::optional<domain::Timestamp> since,
-                                               std::int64_t start_skip, bool save_backfill) {
+                                               std::int64_t start_skip, bool save_backfill,
+                                               std::optional<domain::Timestamp> due_before) {
   PassResult result;
   postgrid::ListQuery query;
   query.source = postgrid::ListQuery::Source::kOrders;
@@ -246,7 +248,8 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
   while (!stopping_) {
     auto page = co_await pager.Next();
     if (!page) break;
-    const PageOutcome outcome = co_await syncer_.ApplyPage(std::move(*page), source, "", since);
+    const PageOutcome outcome =
+        co_await syncer_.ApplyPage(std::move(*page), source, "", since, due_before);
     Merge(result, outcome);
     if (save_backfill) {
       const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, false};
@@ -415,6 +418,28 @@ net::awaitable<void> Scheduler::RunJob(std::string job, bool full_scan) {
   std::rethrow_exception(failure);
 }
 
+net::awaitable<void> Scheduler::MaybeListPoll(domain::OrderType type) {
+  const domain::Timestamp now = syncer_.Now();
+  const auto it = next_list_poll_.find(type);
+  if (it != next_list_poll_.end() && now < it->second) co_return;
+  next_list_poll_[type] = After(now, options_.poll_interval);
+  const domain::Timestamp horizon = After(now, options_.poll_interval);
+  auto count = [type, horizon](store::Database& database) {
+    store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
+    return repository.CountDueBefore(type, horizon);
+  };
+  const auto [due_soon, listed] = co_await db_.Run(std::move(count));
+  if (!domain::PreferListWalk(due_soon, listed, kPageSize)) co_return;
+  spdlog::info(
+      "{}: walking the list ({} orders) instead of {} GETs for the orders due this interval",
+      domain::EndpointName(type), listed, due_soon);
+  const PassResult result = co_await WalkType(
+      type, true, store::Source::kPoll, postgrid::Purpose::kPoll, std::nullopt, 0, false, horizon);
+  spdlog::info("{} list poll: {} pages, {} orders checked, {} changed, {} new",
+               domain::EndpointName(type), result.pages, result.refreshed, result.changed,
+               result.new_orders);
+}
+
 net::awaitable<void> Scheduler::LeaderLoop() {
   while (!stopping_) {
     bool step_failed = false;
@@ -448,6 +473,12 @@ net::awaitable<void> Scheduler::LeaderLoop() {
             next_discovery_ = After(syncer_.Now(), options_.discovery_interval);
           } catch (const std::exception&) {
             next_discovery_ = After(syncer_.Now(), options_.error_backoff);
+          }
+        }
+        for (const auto type : options_.types) {
+          // Return envelope orders are listed per envelope: no single walk covers them.
+          if (type != domain::OrderType::kReturnEnvelopeOrder && !stopping_) {
+            co_await MaybeListPoll(type);
           }
         }
       } catch (const std::exception& e) {

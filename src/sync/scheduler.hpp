@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -25,6 +26,8 @@ struct SchedulerOptions {
   std::vector<domain::OrderType> types{domain::kAllOrderTypes.begin(),
                                        domain::kAllOrderTypes.end()};
   std::chrono::milliseconds discovery_interval{std::chrono::minutes(5)};
+  /// poll.interval: how often the leader weighs a list walk against GETs for each type.
+  std::chrono::milliseconds poll_interval{std::chrono::hours(1)};
   std::chrono::milliseconds full_scan_interval{std::chrono::hours(24)};
   std::chrono::milliseconds idle_tick{1000};      ///< poll loop sleep when nothing is due
   std::chrono::milliseconds error_backoff{5000};  ///< wait after a failed step
@@ -123,7 +126,11 @@ class Scheduler {
   net::awaitable<PassResult> WalkType(domain::OrderType type, bool full_scan, store::Source source,
                                       postgrid::Purpose purpose,
                                       std::optional<domain::Timestamp> since,
-                                      std::int64_t start_skip, bool save_backfill);
+                                      std::int64_t start_skip, bool save_backfill,
+                                      std::optional<domain::Timestamp> due_before = std::nullopt);
+  /// The cheaper path: when walking `type`'s list costs fewer requests than GETting the orders
+  /// due within the next poll interval, walk it (source poll) and record those orders as checked.
+  net::awaitable<void> MaybeListPoll(domain::OrderType type);
   net::awaitable<PassResult> WalkEnvelopes(bool full_scan, store::Source source,
                                            postgrid::Purpose purpose,
                                            std::optional<domain::Timestamp> since);
@@ -158,6 +165,7 @@ class Scheduler {
 
   std::optional<domain::Timestamp> next_discovery_;
   std::optional<domain::Timestamp> next_full_scan_;
+  std::map<domain::OrderType, domain::Timestamp> next_list_poll_;
   std::vector<postgrid::RequestCount> flushed_counts_;
 };
 

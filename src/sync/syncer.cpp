@@ -77,7 +77,7 @@ net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::
   store::ApplyResult result;
   try {
     auto apply = [snapshot = std::move(snapshot), raw = std::move(raw), source, now, random,
-                     policy](store::Database& database) {
+                  policy](store::Database& database) {
       store::OrderRepository repository(database.Get(), policy, [random] {
         return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
       });
@@ -94,7 +94,8 @@ net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::
 
 net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Source source,
                                               std::string envelope_id,
-                                              std::optional<domain::Timestamp> since) {
+                                              std::optional<domain::Timestamp> since,
+                                              std::optional<domain::Timestamp> due_before) {
   PageOutcome outcome;
   std::vector<MappedItem> mapped;
   if (!items.is_array()) co_return outcome;
@@ -124,8 +125,8 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
     PageOutcome outcome;
     std::vector<store::ApplyResult> results;
   };
-  auto apply_page = [mapped = std::move(mapped), source, now, random, policy,
-                   outcome](store::Database& database) {
+  auto apply_page = [mapped = std::move(mapped), source, now, random, policy, outcome,
+                     due_before](store::Database& database) {
     Applied out{outcome, {}};
     store::OrderRepository repository(database.Get(), policy, [random] {
       return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
@@ -133,16 +134,21 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
     std::vector<std::string> ids;
     ids.reserve(mapped.size());
     for (const auto& item : mapped) ids.push_back(item.snapshot.ref.id);
-    const auto stored = repository.StoredUpdatedAt(ids);
+    const auto stored = repository.StoredStates(ids);
     for (const auto& item : mapped) {
       const auto known = stored.find(item.snapshot.ref.id);
-      if (known != stored.end() && known->second == item.snapshot.updated_at) {
+      const bool unchanged =
+          known != stored.end() && known->second.updated_at == item.snapshot.updated_at;
+      const bool due = known != stored.end() && due_before && !known->second.terminal &&
+                       known->second.next_check_at && *known->second.next_check_at <= *due_before;
+      if (unchanged && !due) {
         ++out.outcome.unchanged;
         continue;
       }
       try {
         out.results.push_back(repository.Apply(item.snapshot, item.raw, source, now));
-        ++(known == stored.end() ? out.outcome.new_orders : out.outcome.changed);
+        ++(known == stored.end() ? out.outcome.new_orders
+                                 : (unchanged ? out.outcome.rechecked : out.outcome.changed));
         out.outcome.changes += out.results.back().changes.size();
       } catch (const pqxx::broken_connection&) {
         throw;

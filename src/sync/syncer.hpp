@@ -31,6 +31,7 @@ struct PageOutcome {
   std::size_t failed = 0;     ///< items that could not be mapped or written (logged)
   std::size_t changes = 0;    ///< order_changes rows written
   std::size_t oldest_created_before_since = 0;  ///< items created before a backfill's --since
+  std::size_t rechecked = 0;  ///< unchanged but due orders recorded as checked (list polling)
 };
 
 /// Counters for metrics and `status`, readable from any thread.
@@ -58,10 +59,13 @@ class Syncer {
   /// Items whose stored updatedAt equals the listed one are not written. An item that cannot be
   /// mapped is logged and counted, never fatal for the page. `envelope_id` fills in return
   /// envelope orders listed under their envelope. `since`: items created before it are counted in
-  /// oldest_created_before_since and skipped (backfill --since). Throws pqxx errors.
+  /// oldest_created_before_since and skipped (backfill --since). `due_before`: unchanged
+  /// non-terminal orders due before it are recorded too (as checked and rescheduled), which is how
+  /// a list walk stands in for their GETs. Throws pqxx errors.
   net::awaitable<PageOutcome> ApplyPage(nlohmann::json items, store::Source source,
                                         std::string envelope_id,
-                                        std::optional<domain::Timestamp> since = std::nullopt);
+                                        std::optional<domain::Timestamp> since = std::nullopt,
+                                        std::optional<domain::Timestamp> due_before = std::nullopt);
 
   /// Records a snapshot the caller already fetched (e.g. a progression's response).
   net::awaitable<store::ApplyResult> Record(nlohmann::json object, store::Source source,

@@ -232,3 +232,34 @@ TEST(DecideScheduleTest, NeverSoonerThanTheIntervalAfterTheFirstCheck) {
 
 }  // namespace
 }  // namespace mailtrail::domain
+
+namespace mailtrail::domain {
+namespace {
+
+struct WalkRow {
+  std::int64_t due_soon;
+  std::int64_t listed;
+  bool expected;
+};
+
+TEST(PreferListWalkTest, WalksWhenThePagesCostFewerRequestsThanTheGets) {
+  const WalkRow rows[] = {
+      {0, 0, false},          // nothing due: nothing to save
+      {1, 1, false},          // one GET beats one page (plus the margin page)
+      {2, 100, false},        // 1 page + 1 margin = 2 requests: not strictly cheaper
+      {3, 100, true},         // 3 GETs vs 2 pages
+      {1000, 100000, false},  // 1,000 GETs vs 1,001 pages
+      {1002, 100000, true},   // 1,002 GETs vs 1,001 pages
+      {90000, 100000, true},  // steady hourly polling of a large account: ~90x fewer requests
+      {50, 101, true},        // 2 pages + margin
+      {-5, 10, false},        // nonsense counts are not a reason to walk
+  };
+  for (const auto& row : rows) {
+    EXPECT_EQ(PreferListWalk(row.due_soon, row.listed, 100), row.expected)
+        << row.due_soon << " due, " << row.listed << " listed";
+  }
+  EXPECT_FALSE(PreferListWalk(10, 10, 0));
+}
+
+}  // namespace
+}  // namespace mailtrail::domain
