@@ -548,14 +548,25 @@ TEST_F(CliE2eTest, CheckConfigReportsAnUnreachableApi) {
   EXPECT_EQ(result.output.find("key accepted"), std::string::npos) << result.output;
 }
 
-TEST_F(CliE2eTest, SyncAgainstAnUnreachableApiFails) {
-  MailtrailConfig config;
-  config.api_url = "http://127.0.0.1:" + std::to_string(FreePort()) + "/print-mail/v1";
-  config.api_key = kLiveKey;
-  config.database_url = database_.dsn();
-  config.timeout = "1s";
-  const auto result = Mailtrail({"sync", "--once"}, Write(config));
-  EXPECT_EQ(result.exit_code, 1) << result.output;
+TEST_F(CliE2eTest, CommandsReportAnUnreachableDatabase) {
+  SimProcess sim(SmallWorld("10"));
+  MailtrailConfig config = BaseConfig(sim, kLiveKey);
+  config.database_url = WithPassword(
+      "postgresql://postgres@127.0.0.1:" + std::to_string(FreePort()) + "/nowhere", kDbPassword);
+  const auto path = Write(config);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"status"}, std::vector<std::string>{"history", "letter_x"},
+        std::vector<std::string>{"sync", "--once"}, std::vector<std::string>{"check-config"},
+        std::vector<std::string>{"progress", "letter_x"}}) {
+    const auto result = Mailtrail(args, path);
+    EXPECT_EQ(result.exit_code, 1) << args[0] << "\n" << result.output;
+    EXPECT_NE(result.output.find("Connection refused"), std::string::npos)
+        << args[0] << " should say what failed\n"
+        << result.output;
+    EXPECT_EQ(result.output.find(kDbPassword), std::string::npos)
+        << args[0] << " printed the database password\n"
+        << result.output;
+  }
 }
 
 TEST_F(CliE2eTest, RunWithoutWebhookSecretsIsABadConfig) {

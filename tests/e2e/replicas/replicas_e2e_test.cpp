@@ -130,20 +130,25 @@ TEST_F(ReplicasE2eTest, TwoReplicasSplitThePollingOneLeadsAndTheOtherTakesOver) 
   }
   std::int64_t min_gap = std::numeric_limits<std::int64_t>::max();
   std::string closest;
+  std::size_t gaps = 0;
   for (auto& [id, times] : fetched) {
     std::sort(times.begin(), times.end());
-    for (std::size_t i = 1; i < times.size(); ++i) {
+    for (std::size_t i = 1; i < times.size(); ++i, ++gaps) {
       if (times[i] - times[i - 1] < min_gap) {
         min_gap = times[i] - times[i - 1];
         closest = id;
       }
     }
   }
-  EXPECT_GT(fetched.size(), orders.size() * 9 / 10) << "most orders should be polled";
+  // How many orders get polled in the window depends on the machine's load; what must hold is
+  // that none is fetched twice within the interval, over enough repeat fetches to mean something.
+  EXPECT_GT(fetched.size(), orders.size() / 3) << "too few orders polled to judge";
+  EXPECT_GE(gaps, 50u) << "too few orders fetched twice to judge";
   EXPECT_GE(min_gap, kIntervalMs - 100)
       << "order " << closest << " was fetched twice " << min_gap << " ms apart";
-  std::cout << "[ measured ] " << fetched.size() << " orders polled, shortest gap between two "
-            << "fetches of one order " << min_gap << " ms (interval " << kIntervalMs << " ms)\n";
+  std::cout << "[ measured ] " << fetched.size() << " orders polled, " << gaps
+            << " repeat fetches, shortest gap between two fetches of one order " << min_gap
+            << " ms (interval " << kIntervalMs << " ms)\n";
 
   // Both replicas polled: their own counters say so.
   const double a_polls = MetricSum(a_after, "mailtrail_api_requests_total", {"purpose=\"poll\""}) -
@@ -311,6 +316,11 @@ TEST_F(ReplicasE2eTest, RacingRefreshesOfOneOrderNeverDuplicateARow) {
   const long verified =
       tx.exec("SELECT count(*) FROM mailtrail.webhook_deliveries WHERE verified")[0][0].as<long>();
   EXPECT_GT(verified, 0) << "the replicas must have taken webhooks";
+  EXPECT_EQ(tx.exec("SELECT count(DISTINCT payload_format) FROM mailtrail.webhook_deliveries "
+                    "WHERE verified")[0][0]
+                .as<long>(),
+            2)
+      << "each replica (a: jwt, b: json) must have taken deliveries";
   EXPECT_EQ(tx.exec("SELECT count(*) FROM mailtrail.webhook_deliveries WHERE NOT verified")[0][0]
                 .as<long>(),
             0);
