@@ -223,6 +223,27 @@ inline std::vector<std::string> Diverging(const std::string& dsn,
   return diverging;
 }
 
+/// Waits until the simulator has served no API request for `quiet` (start-up scans and polls
+/// done), up to `timeout`; returns whether it got quiet.
+inline bool WaitForApiQuiet(const sim::testing::SimProcess& sim, std::chrono::milliseconds quiet,
+                            std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  long last = -1;
+  auto since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < deadline) {
+    const long total = GetJson(sim, "/__sim/stats")["total"].get<long>();
+    const auto now = std::chrono::steady_clock::now();
+    if (total != last) {
+      last = total;
+      since = now;
+    } else if (now - since >= quiet) {
+      return true;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
 /// `dsn` (postgresql://user@host...) with a password added: the throwaway server trusts every
 /// local login, so any password works, and tests can check that it is never printed.
 inline std::string WithPassword(const std::string& dsn, const std::string& password) {

@@ -120,6 +120,8 @@ TEST_F(WebhookE2eTest, GenuineDeliveriesInBothFormatsRecordEveryChange) {
       },
       60s))
       << daemon->Log();
+  // Start-up work (the full scan, a list poll) done: from here on only webhooks refresh.
+  ASSERT_TRUE(WaitForApiQuiet(sim, 1500ms, 30s)) << daemon->Log();
   const long first_seen = Count(database.dsn(), "SELECT count(*) FROM mailtrail.order_changes");
   const long last_discovery_row =
       Count(database.dsn(), "SELECT coalesce(max(id), 0) FROM mailtrail.order_changes");
@@ -190,6 +192,7 @@ TEST_F(WebhookE2eTest, GenuineDeliveriesInBothFormatsRecordEveryChange) {
   // written by a webhook-triggered refresh.
   const std::string metrics = LocalGet(metrics_port_, "/metrics").body;
   EXPECT_EQ(daemon->Terminate(10s), 0) << daemon->Log();
+  const std::string daemon_log = daemon->Log();
   pqxx::connection connection(database.dsn());
   pqxx::read_transaction tx(connection);
   std::size_t transitions = 0;
@@ -205,7 +208,18 @@ TEST_F(WebhookE2eTest, GenuineDeliveriesInBothFormatsRecordEveryChange) {
                            "source <> 'webhook'",
                            last_discovery_row)[0][0]
                 .as<long>(),
-            0);
+            0)
+      << [&] {
+           std::string text = "sources of later changes:";
+           for (const auto& row : tx.exec_params(
+                    "SELECT source, count(*), min(observed_at)::text, max(observed_at)::text "
+                    "FROM mailtrail.order_changes WHERE id > $1 GROUP BY 1",
+                    last_discovery_row)) {
+             text += std::string(" ") + row[0].c_str() + "=" + row[1].c_str() + " (" +
+                     row[2].c_str() + " .. " + row[3].c_str() + ")";
+           }
+           return text + "\n" + daemon_log;
+         }();
   EXPECT_GT(MetricSum(metrics, "mailtrail_webhook_deliveries_total", {"result=\"accepted\""}), 0)
       << metrics;
   EXPECT_GT(MetricSum(metrics, "mailtrail_changes_total", {"source=\"webhook\""}), 0) << metrics;
@@ -241,6 +255,7 @@ TEST_F(WebhookE2eTest, ForgedDeliveriesAreRefusedRecordedAndChangeNothing) {
                      "'full_scan' AND last_success_at IS NOT NULL") == 1;
       },
       60s));
+  ASSERT_TRUE(WaitForApiQuiet(sim, 1500ms, 30s)) << daemon->Log();
   const json stepped = PostJson(sim, "/__sim/orders/" + id + "/step");
   ASSERT_NE(stepped["status"], "ready");
   const long changes = Count(database.dsn(), "SELECT count(*) FROM mailtrail.order_changes");
@@ -361,6 +376,7 @@ TEST_F(WebhookE2eTest, DatabaseOutageAnswers503AndTheRetryLands) {
       },
       60s))
       << daemon->Log();
+  ASSERT_TRUE(WaitForApiQuiet(sim, 1500ms, 30s)) << daemon->Log();
 
   postgres.Stop();
   const json stepped = PostJson(sim, "/__sim/orders/" + id + "/step");
