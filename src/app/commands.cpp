@@ -265,10 +265,14 @@ int Status(const config::Config& config, std::ostream& out) {
       << ")\n";
 
   out << "\nreplicas:\n";
-  for (const auto& row : tx.exec("SELECT id, is_leader, date_trunc('second', now() - last_seen_at) "
-                                 "FROM mailtrail.replicas ORDER BY id")) {
-    out << "  " << row[0].c_str() << (row[1].as<bool>() ? " (leader)" : "") << ", seen "
-        << row[2].c_str() << " ago\n";
+  // A replica killed without deregistering keeps its row (and leader flag) until it is pruned.
+  for (const auto& row :
+       tx.exec("SELECT id, is_leader AND last_seen_at > now() - interval '1 minute', "
+               "date_trunc('second', now() - last_seen_at), "
+               "last_seen_at > now() - interval '1 minute' FROM mailtrail.replicas ORDER BY id")) {
+    out << "  " << row[0].c_str() << (row[1].as<bool>() ? " (leader)" : "")
+        << (row[3].as<bool>() ? "" : " (not seen for over a minute)") << ", seen " << row[2].c_str()
+        << " ago\n";
   }
   return kExitOk;
 }

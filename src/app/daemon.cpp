@@ -4,6 +4,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <csignal>
+#include <map>
 #include <pqxx/pqxx>
 
 #include "app/paths.hpp"
@@ -153,6 +154,29 @@ void RegisterMetrics(metrics::Registry& registry, Runtime& runtime,
                          return std::vector<metrics::Sample>{
                              {{}, client->rate_limiter().PauseRemaining().count() / 1000.0}};
                        });
+  registry.AddCallback(
+      "mailtrail_api_retries_total",
+      "PostGrid API attempts that failed and were retried (5xx, 429, timeouts, "
+      "connection errors).",
+      metrics::MetricType::kCounter, [client] {
+        return std::vector<metrics::Sample>{{{}, static_cast<double>(client->retries())}};
+      });
+  registry.AddCallback("mailtrail_api_retry_wait_seconds_total",
+                       "Seconds spent waiting before retries (backoff and 429 Retry-After).",
+                       metrics::MetricType::kCounter, [client] {
+                         return std::vector<metrics::Sample>{{{}, client->retry_wait_seconds()}};
+                       });
+  registry.AddCallback(
+      "mailtrail_unknown_enum_values_total",
+      "Values PostGrid sent that this build does not know (kept verbatim), by field.",
+      metrics::MetricType::kCounter, [syncer] {
+        const auto& counters = syncer->counters();
+        return std::vector<metrics::Sample>{
+            {{{"field", "status"}}, static_cast<double>(counters.unknown_status.load())},
+            {{{"field", "imb_status"}}, static_cast<double>(counters.unknown_imb_status.load())},
+            {{{"field", "carrier_status"}},
+             static_cast<double>(counters.unknown_carrier_status.load())}};
+      });
   registry.AddCallback("mailtrail_api_rate_limit_requests_per_second",
                        "This replica's share of postgrid.requests_per_second.",
                        metrics::MetricType::kGauge, [client] {
@@ -282,7 +306,32 @@ void RegisterMetrics(metrics::Registry& registry, Runtime& runtime,
 }  // namespace
 
 int RunDaemon(const config::Config& config, const CommandLine& line) {
-  Runtime runtime(config, /*leader_jobs=*/true);
+  metrics::Registry registry;
+  // Histograms are created up front: the client observes latencies from its first request on.
+  std::map<postgrid::EndpointKind, metrics::Histogram*> api_latency;
+  for (auto kind :
+       {postgrid::EndpointKind::kRetrieve, postgrid::EndpointKind::kList,
+        postgrid::EndpointKind::kListReturnEnvelopes, postgrid::EndpointKind::kListEnvelopeOrders,
+        postgrid::EndpointKind::kProgress, postgrid::EndpointKind::kEvents}) {
+    api_latency[kind] = &registry.GetHistogram(
+        "mailtrail_api_request_duration_seconds",
+        "PostGrid API response latency (request sent to response read), by endpoint.",
+        metrics::DefaultLatencyBuckets(),
+        {{"endpoint", std::string(postgrid::EndpointKindName(kind))}});
+  }
+  Runtime runtime(config, /*leader_jobs=*/true,
+                  [api_latency](postgrid::EndpointKind kind, double seconds) {
+                    if (auto it = api_latency.find(kind); it != api_latency.end()) {
+                      it->second->Observe(seconds);
+                    }
+                  });
+  auto& webhook_latency = registry.GetHistogram(
+      "mailtrail_webhook_to_row_seconds",
+      "From a verified webhook's arrival to its order's refresh being written (coalesced ones "
+      "count from the first).",
+      metrics::DefaultLatencyBuckets());
+  runtime.scheduler->SetWebhookLatencyCallback(
+      [&webhook_latency](double seconds) { webhook_latency.Observe(seconds); });
   auto& io = runtime.io;
   DaemonState state;
   auto stats = std::make_shared<OrderStats>();
@@ -308,7 +357,6 @@ int RunDaemon(const config::Config& config, const CommandLine& line) {
     });
   });
 
-  metrics::Registry registry;
   RegisterMetrics(registry, runtime, stats, webhook_server);
   metrics::HttpServerOptions metrics_options;
   metrics_options.host = config.metrics.listen.host;

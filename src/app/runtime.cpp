@@ -55,8 +55,14 @@ sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool l
   return options;
 }
 
-Runtime::Runtime(const config::Config& config, bool leader_jobs) {
-  client = std::make_unique<postgrid::Client>(io.get_executor(), ClientOptionsFrom(config));
+Runtime::Runtime(const config::Config& config, bool leader_jobs,
+                 std::function<void(postgrid::EndpointKind, double)> observe_latency) {
+  postgrid::ClientOptions client_options = ClientOptionsFrom(config);
+  client_options.observe_latency = std::move(observe_latency);
+  // One-shot commands report an unreachable API after a few tries; the daemon keeps the full
+  // retry budget because it has nothing better to do than wait.
+  if (!leader_jobs) client_options.max_attempts = 3;
+  client = std::make_unique<postgrid::Client>(io.get_executor(), std::move(client_options));
   db = std::make_unique<sync::DbExecutor>(config.database.url);
   syncer = std::make_unique<sync::Syncer>(*client, *db, PollPolicyFrom(config), SystemNow);
   scheduler = std::make_unique<sync::Scheduler>(io.get_executor(), *syncer, *client, *db,

@@ -29,7 +29,9 @@ sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool l
 /// One io_context with the PostGrid client, the database thread, the Syncer and the Scheduler,
 /// wired by constructor injection: what every command that talks to PostGrid needs.
 struct Runtime {
-  explicit Runtime(const config::Config& config, bool leader_jobs = false);
+  /// `observe_latency`: per-response latency hook for metrics (the daemon's); may be empty.
+  explicit Runtime(const config::Config& config, bool leader_jobs = false,
+                   std::function<void(postgrid::EndpointKind, double)> observe_latency = {});
   ~Runtime();
 
   net::io_context io{1};

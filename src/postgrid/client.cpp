@@ -317,6 +317,11 @@ net::awaitable<nlohmann::json> Client::Execute(RequestSpec spec) {
             std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started);
         spdlog::debug("postgrid {} purpose={} attempt={} -> {} in {} ms", endpoint,
                       PurposeName(spec.purpose), attempt, status, elapsed.count());
+        if (options_.observe_latency) {
+          options_.observe_latency(
+              spec.kind,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        }
         const StatusClass status_class = ClassifyStatus(status);
         if (status_class.success) {
           auto parsed = nlohmann::json::parse(response->body(), nullptr, false);
@@ -353,6 +358,8 @@ net::awaitable<nlohmann::json> Client::Execute(RequestSpec spec) {
     // After a 429 the limiter holds every request until the pause ends; no extra sleep needed.
     const milliseconds delay =
         pause ? milliseconds(0) : BackoffDelay(backoff_, attempt, Random01());
+    ++retries_;
+    retry_wait_ms_ += static_cast<std::uint64_t>(pause ? pause->count() : delay.count());
     spdlog::warn("postgrid {}{}: attempt {}/{} failed ({}{}), retrying in {} ms", endpoint,
                  spec.order_id.empty() ? "" : " (order " + spec.order_id + ")", attempt,
                  backoff_.max_attempts,

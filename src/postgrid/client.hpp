@@ -1,7 +1,9 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -53,6 +55,9 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_max{8000};
   double jitter = 0.25;
   std::size_t max_body = 16 * 1024 * 1024;  ///< Response body cap.
+  /// Called with each response's latency (request sent to response read), for metrics. Runs on
+  /// the client's executor; must be cheap and thread-safe.
+  std::function<void(EndpointKind, double seconds)> observe_latency;
 };
 
 /// One cell of the request counters: attempts that went to `endpoint` for `purpose` and ended
@@ -117,6 +122,11 @@ class Client {
   /// Snapshot of the request counters, sorted by (endpoint, purpose, status). Thread-safe.
   std::vector<RequestCount> RequestCounts() const;
 
+  /// Attempts that were retried, and the total time spent waiting before retries (backoff or a
+  /// 429's Retry-After). Thread-safe.
+  std::uint64_t retries() const { return retries_.load(); }
+  double retry_wait_seconds() const { return retry_wait_ms_.load() / 1000.0; }
+
   RateLimiter& rate_limiter() { return limiter_; }
   const ClientOptions& options() const { return options_; }
 
@@ -147,6 +157,8 @@ class Client {
   std::vector<std::unique_ptr<netio::HttpConnection>> idle_;
   std::mt19937_64 random_;
 
+  std::atomic<std::uint64_t> retries_{0};
+  std::atomic<std::uint64_t> retry_wait_ms_{0};
   mutable std::mutex counts_mutex_;
   std::vector<RequestCount> counts_;  // few distinct cells: a linear scan is cheapest
 };

@@ -313,7 +313,8 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
   co_return result;
 }
 
-net::awaitable<PassResult> Scheduler::Discover(bool full_scan) {
+net::awaitable<PassResult> Scheduler::Discover(bool full_scan,
+                                               std::optional<domain::Timestamp> due_before) {
   PassResult total;
   std::string errors;
   const postgrid::Purpose purpose =
@@ -325,7 +326,7 @@ net::awaitable<PassResult> Scheduler::Discover(bool full_scan) {
               co_await WalkEnvelopes(full_scan, store::Source::kDiscovery, purpose, std::nullopt));
       } else {
         Merge(total, co_await WalkType(type, full_scan, store::Source::kDiscovery, purpose,
-                                       std::nullopt, 0, false));
+                                       std::nullopt, 0, false, due_before));
       }
     } catch (const std::exception& e) {
       // One failing list must not starve the others; the pass still counts as failed.
@@ -374,22 +375,27 @@ net::awaitable<PassResult> Scheduler::Backfill(BackfillOptions options) {
 }
 
 net::awaitable<PassResult> Scheduler::RunOnce() {
-  PassResult total = co_await Discover(false);
+  PassResult total = co_await RunJob("discovery", false);
   Merge(total, co_await RefreshDue());
   co_await FlushRequestCounts();
   co_return total;
 }
 
-net::awaitable<void> Scheduler::RunJob(std::string job, bool full_scan) {
+net::awaitable<PassResult> Scheduler::RunJob(std::string job, bool full_scan) {
   const domain::Timestamp started = syncer_.Now();
   std::exception_ptr failure;
   std::string error;
+  PassResult pass;
   try {
     auto record_start = [job, started](store::Database& database) {
       store::RecordRunStart(database.Get(), job, started);
     };
     co_await db_.Run(std::move(record_start));
-    const PassResult result = co_await Discover(full_scan);
+    // A full scan walks every list anyway: let it also stand in for this interval's list polls.
+    const PassResult result = co_await Discover(
+        full_scan, full_scan
+                       ? std::optional<domain::Timestamp>(After(started, options_.poll_interval))
+                       : std::nullopt);
     const domain::Timestamp finished = syncer_.Now();
     auto record_success = [job, finished, detail = Describe(result)](store::Database& database) {
       store::RecordRunSuccess(database.Get(), job, finished, detail);
@@ -399,12 +405,18 @@ net::awaitable<void> Scheduler::RunJob(std::string job, bool full_scan) {
     if (full_scan) state_.last_discovery = finished;
     spdlog::info("{}: {} pages, {} new orders, {} changed, {} changes recorded", job, result.pages,
                  result.new_orders, result.changed, result.changes);
+    if (full_scan) {
+      for (const auto type : options_.types) {
+        next_list_poll_[type] = After(started, options_.poll_interval);
+      }
+    }
+    pass = result;
   } catch (const std::exception& e) {
     spdlog::warn("{} failed: {}", job, e.what());
     failure = std::current_exception();
     error = e.what();
   }
-  if (!failure) co_return;
+  if (!failure) co_return pass;
   // co_await is not allowed inside a handler: record the failure here, then rethrow.
   const domain::Timestamp failed = syncer_.Now();
   try {
@@ -591,6 +603,7 @@ void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delive
   }
   webhook_queue_.push_back(std::move(ref));
   queued_.insert(id);
+  triggered_at_.emplace(id, std::chrono::steady_clock::now());
   state_.webhook_queue = webhook_queue_.size();
   for (std::size_t i = 0; i < webhook_idle_.size(); ++i) {
     if (webhook_idle_[i]) {
@@ -626,11 +639,16 @@ net::awaitable<void> Scheduler::WebhookWorker(std::size_t index) {
       co_await syncer_.Refresh(ref, store::Source::kWebhook);
       recorded = true;
       ++state_.webhook_refreshes;
+      if (auto it = triggered_at_.find(id); it != triggered_at_.end() && on_latency_) {
+        on_latency_(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second).count());
+      }
     } catch (const std::exception& e) {
       spdlog::warn("webhook refresh of {} failed: {}; it is due for polling now", id, e.what());
       MarkDueLater(ref, syncer_.Now(), "webhook_retry");
     }
     in_flight_.erase(id);
+    triggered_at_.erase(id);
     if (recorded && !deliveries.empty() && on_processed_) on_processed_(std::move(deliveries));
     if (dirty_.erase(id) != 0) Trigger(ref, std::nullopt);
   }

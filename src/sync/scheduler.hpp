@@ -97,7 +97,9 @@ class Scheduler {
   net::awaitable<PassResult> RunOnce();
 
   /// List walk of `full_scan` ? everything : until a page holds only known, unchanged orders.
-  net::awaitable<PassResult> Discover(bool full_scan);
+  /// `due_before`: also record unchanged orders due before it as checked (see Syncer::ApplyPage).
+  net::awaitable<PassResult> Discover(bool full_scan,
+                                      std::optional<domain::Timestamp> due_before = std::nullopt);
 
   /// Claims and refreshes due orders until none is due at `now`.
   net::awaitable<PassResult> RefreshDue();
@@ -109,6 +111,9 @@ class Scheduler {
   /// A verified webhook named `ref`: refresh it now. Never blocks; never drops (see class doc).
   void Trigger(domain::OrderRef ref, std::optional<std::int64_t> delivery_id);
   void SetProcessedCallback(ProcessedFn fn) { on_processed_ = std::move(fn); }
+  /// Called with the seconds from a webhook's Trigger to its order being recorded (the
+  /// webhook-to-row latency), for metrics.
+  void SetWebhookLatencyCallback(std::function<void(double)> fn) { on_latency_ = std::move(fn); }
 
   /// Adds the client's request counts made since the last flush to api_request_totals.
   net::awaitable<void> FlushRequestCounts();
@@ -134,7 +139,7 @@ class Scheduler {
   net::awaitable<PassResult> WalkEnvelopes(bool full_scan, store::Source source,
                                            postgrid::Purpose purpose,
                                            std::optional<domain::Timestamp> since);
-  net::awaitable<void> RunJob(std::string job, bool full_scan);
+  net::awaitable<PassResult> RunJob(std::string job, bool full_scan);
   net::awaitable<void> Heartbeat();
   net::awaitable<bool> Sleep(net::steady_timer& timer, std::chrono::milliseconds duration);
   void Spawn(net::awaitable<void> loop, const char* name);
@@ -162,6 +167,8 @@ class Scheduler {
   std::unordered_set<std::string> dirty_;
   std::unordered_map<std::string, std::vector<std::int64_t>> pending_deliveries_;
   ProcessedFn on_processed_;
+  std::function<void(double)> on_latency_;
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> triggered_at_;
 
   std::optional<domain::Timestamp> next_discovery_;
   std::optional<domain::Timestamp> next_full_scan_;

@@ -48,6 +48,21 @@ void Syncer::Count(const store::ApplyResult& result, store::Source source) {
   }
 }
 
+void Syncer::CountUnknownValues(const domain::OrderSnapshot& snapshot) {
+  if (snapshot.status.kind == domain::OrderStatus::Kind::kUnknown) ++counters_.unknown_status;
+  if (snapshot.imb_status && snapshot.imb_status->kind == domain::ImbStatus::Kind::kUnknown) {
+    ++counters_.unknown_imb_status;
+  }
+  if (!snapshot.carrier_tracking) return;
+  const auto unknown = [](const std::optional<domain::CarrierStatus>& status) {
+    return status && status->kind == domain::CarrierStatus::Kind::kUnknown;
+  };
+  if (unknown(snapshot.carrier_tracking->status)) ++counters_.unknown_carrier_status;
+  for (const auto& update : snapshot.carrier_tracking->updates) {
+    if (unknown(update.status)) ++counters_.unknown_carrier_status;
+  }
+}
+
 net::awaitable<store::ApplyResult> Syncer::Refresh(domain::OrderRef ref, store::Source source) {
   nlohmann::json object;
   try {
@@ -70,6 +85,7 @@ net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::
     throw;
   }
   if (snapshot.ref.envelope_id.empty()) snapshot.ref.envelope_id = std::move(envelope_id);
+  CountUnknownValues(snapshot);
   std::string raw = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const domain::Timestamp now = clock_();
   auto* random = &random_;
@@ -104,6 +120,7 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
     try {
       MappedItem entry{postgrid::MapOrder(item), {}};
       if (entry.snapshot.ref.envelope_id.empty()) entry.snapshot.ref.envelope_id = envelope_id;
+      CountUnknownValues(entry.snapshot);
       if (since && entry.snapshot.created_at && *entry.snapshot.created_at < *since) {
         ++outcome.oldest_created_before_since;
         continue;

@@ -41,6 +41,11 @@ struct SyncCounters {
   std::atomic<std::uint64_t> stale_snapshots{0};
   std::atomic<std::uint64_t> mapping_errors{0};
   std::atomic<std::uint64_t> tracking_events{0};
+  /// Values this build does not know, seen in fetched orders: status, imb_status, carrier_status
+  /// (the order's and its tracking updates'). Kept verbatim; counted so operators notice.
+  std::atomic<std::uint64_t> unknown_status{0};
+  std::atomic<std::uint64_t> unknown_imb_status{0};
+  std::atomic<std::uint64_t> unknown_carrier_status{0};
   /// order_changes rows by [field][source].
   std::array<std::array<std::atomic<std::uint64_t>, 5>, 9> changes{};
 };
@@ -76,6 +81,7 @@ class Syncer {
 
  private:
   void Count(const store::ApplyResult& result, store::Source source);
+  void CountUnknownValues(const domain::OrderSnapshot& snapshot);
 
   postgrid::Client& client_;
   DbExecutor& db_;

@@ -206,10 +206,6 @@ TEST_F(CliE2eTest, StatusShowsCountsDueRequestsAndWebhooksButNoSecrets) {
 
 // Issue 6: status shows the last discovery. `sync --once` runs one, so status should say when.
 TEST_F(CliE2eTest, StatusShowsTheDiscoveryOfSyncOnce) {
-  if (std::getenv("MAILTRAIL_E2E_UNSKIP") == nullptr)
-    GTEST_SKIP() << "bug: `sync --once` does not record its discovery in mailtrail.sync_runs "
-                    "(Scheduler::RunOnce calls Discover, not RunJob), so `status` shows no last "
-                    "discovery after it; remove this skip once fixed";
   SimProcess sim(SmallWorld("40"));
   const auto path = Write(BaseConfig(sim, kLiveKey));
   ASSERT_EQ(Mailtrail({"sync", "--once"}, path).exit_code, 0);

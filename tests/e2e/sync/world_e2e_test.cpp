@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <set>
+#include <sstream>
 
 #include "mailtrail_process.hpp"
 #include "pg_test_database.hpp"
@@ -159,6 +160,23 @@ log:
       },
       60s))
       << diverging.size() << " orders differ, e.g. " << (diverging.empty() ? "" : diverging[0]);
+
+  // The metrics saw the same world: webhooks turned into rows, unknown values were noticed.
+  const auto scrape = sim::testing::HttpRequest("127.0.0.1", metrics_port, "GET", "/metrics");
+  ASSERT_EQ(scrape.status, 200) << scrape.error;
+  const auto series_total = [&scrape](const std::string& name) {
+    double sum = 0;
+    std::istringstream lines(scrape.body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(name, 0) == 0 && (line[name.size()] == ' ' || line[name.size()] == '{')) {
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return sum;
+  };
+  EXPECT_GT(series_total("mailtrail_unknown_enum_values_total"), 0) << scrape.body;
+  EXPECT_GT(series_total("mailtrail_webhook_to_row_seconds_count"), 0) << scrape.body;
+  EXPECT_GT(series_total("mailtrail_changes_total"), 0) << scrape.body;
 
   EXPECT_EQ(daemon.Terminate(10s), 0) << "SIGTERM must stop the daemon cleanly within 10 s";
 
