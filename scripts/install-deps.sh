@@ -13,6 +13,7 @@ PACKAGES=(
   procps iproute2 python3
   prometheus
   systemd dpkg-dev lintian
+  clang-14 libfuzzer-14-dev
 )
 
 missing=()
