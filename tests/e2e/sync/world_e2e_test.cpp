@@ -100,9 +100,10 @@ TEST_F(WorldE2eTest, DaemonRecordsEveryTrueTransitionExactlyOnce) {
   const std::uint16_t metrics_port = FreePort();
   const std::string webhook_url =
       "http://127.0.0.1:" + std::to_string(webhook_port) + "/webhooks/postgrid";
-  // Four simulated hours per second, every order created at the start (nothing happened before
-  // mailtrail could see it), some orders with values PostGrid does not document.
-  SimProcess sim({"--orders", "1000", "--seed", "20261127", "--speed", "14400", "--paused",
+  // Eight simulated hours every three seconds (an order's changes are then seconds apart, which
+  // the webhook path must keep up with), every order created at the start (nothing happened
+  // before mailtrail could see it), some orders with values PostGrid does not document.
+  SimProcess sim({"--orders", "1000", "--seed", "20261127", "--speed", "9600", "--paused",
                   "--history-days", "0", "--unknown-enum-rate", "0.05", "--webhook-url",
                   webhook_url, "--webhook-secret", kSecret, "--webhook-format", "jwt"});
   const auto initial = SimOrders(sim);
@@ -146,8 +147,8 @@ log:
       << daemon.Log();
   ASSERT_EQ(sim.Post("/__sim/clock/resume").status, 200);
 
-  // Ten simulated days: whole lifecycles, carrier tracking to delivery, late IMB scans.
-  std::this_thread::sleep_for(60s);
+  // About nine simulated days: whole lifecycles, carrier tracking to delivery, late IMB scans.
+  std::this_thread::sleep_for(80s);
   ASSERT_EQ(sim.Post("/__sim/clock/pause").status, 200);
   ASSERT_TRUE(daemon.running()) << daemon.Log();
 
