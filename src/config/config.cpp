@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -84,14 +85,44 @@ struct Entry {
   YAML::Node value;
 };
 
+// Counts the documents of a YAML stream and remembers where the second one starts.
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  int documents = 0;
+  YAML::Mark second_document;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents == 2) second_document = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 class Loader {
  public:
   Loader(std::string file, const EnvLookup& env) : file_(std::move(file)), env_(env) {}
 
   Config Load(std::string_view yaml) {
-    std::vector<YAML::Node> documents;
+    YAML::Node root;
+    DocumentCounter counter;
     try {
-      documents = YAML::LoadAll(std::string(yaml));
+      // yaml-cpp 0.7's LoadAll never returns on some malformed input (",{a", found by
+      // fuzz/config_fuzz): its parser keeps reporting one more document without consuming any
+      // input. So count at most two documents ourselves, then load the first with Load.
+      std::stringstream stream{std::string(yaml)};
+      YAML::Parser parser(stream);
+      for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+      }
+      if (counter.documents == 1) root = YAML::Load(std::string(yaml));
     } catch (const YAML::DeepRecursion& e) {
       // yaml-cpp's own message for this is "bad file", which misleads.
       throw ConfigError(file_, "", MarkLine(e.mark), MarkColumn(e.mark),
@@ -103,16 +134,15 @@ class Loader {
       throw ConfigError(file_, "", MarkLine(e.mark), MarkColumn(e.mark),
                         "malformed YAML: " + e.msg);
     }
-    if (documents.empty() || (documents.size() == 1 && documents.front().IsNull())) {
+    if (counter.documents > 1) {
+      throw ConfigError(file_, "", Line(counter.second_document), Column(counter.second_document),
+                        "expected one YAML document, found more than one");
+    }
+    if (counter.documents == 0 || root.IsNull()) {
       throw ConfigError(file_, "", 0, 0,
                         "the file is empty; expected a YAML map with the sections postgrid, "
                         "database, poll, webhook, metrics, log");
     }
-    if (documents.size() > 1) {
-      throw ConfigError(file_, "", Line(documents[1].Mark()), Column(documents[1].Mark()),
-                        "expected one YAML document, found " + std::to_string(documents.size()));
-    }
-    const YAML::Node& root = documents.front();
     if (!root.IsMap()) {
       throw ConfigError(file_, "", Line(root.Mark()), Column(root.Mark()),
                         "expected a YAML map at the top level, got " + DescribeKind(root));

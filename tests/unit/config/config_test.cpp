@@ -202,8 +202,11 @@ TEST(LoadConfigTest, BadInputsNameFileLineAndKey) {
        "test.yaml:1:1: expected a YAML map at the top level, got a list"},
       {"a scalar document", "hello\n",
        "test.yaml:1:1: expected a YAML map at the top level, got a scalar"},
+      // yaml-cpp 0.7's LoadAll never returns on this one (fuzz/regressions/config).
+      {"leading comma before a flow map", ",{a",
+       "test.yaml:1:1: expected one YAML document, found more than one"},
       {"two documents", "poll: {}\n---\nlog: {}\n",
-       "test.yaml:3:1: expected one YAML document, found 2"},
+       "test.yaml:2:1: expected one YAML document, found more than one"},  // at the ---
       {"malformed flow list", "postgrid:\n  order_types: [letters\n",
        "test.yaml:3:1: malformed YAML: end of sequence flow not found"},
       {"bad indentation", "postgrid:\n  timeout: 1s\n   max_concurrency: 2\n",
