@@ -1,8 +1,15 @@
 // Fuzzes the one JSON -> domain mapping (postgrid/json_mapping.hpp): any bytes as an order body
 // and as a list page. The contract is that bad input only ever throws postgrid::MappingError.
+//
+// Known bug (reported to the lead, regressions in regressions/json_mapping/): a number too large
+// for a double (`1e400`) makes nlohmann::json::parse throw json::out_of_range 406, which
+// TryParse does not catch, so MapOrderText/ParseJsonText let it escape. With
+// MAILTRAIL_FUZZ_SKIP_JSON_406=1 the target ignores exactly that exception, so a campaign can
+// look for other bugs until json_mapping.cpp maps it to MappingError.
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <string_view>
 #include <utility>
@@ -52,6 +59,11 @@ void MapOnePage(std::string_view body) {
   }
 }
 
+const bool kSkipJson406 = [] {
+  const char* value = std::getenv("MAILTRAIL_FUZZ_SKIP_JSON_406");
+  return value != nullptr && std::string_view(value) == "1";
+}();
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -61,6 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     MapOnePage(body);
   } catch (const std::bad_alloc&) {
     throw;  // let libFuzzer's -rss_limit_mb/-malloc_limit_mb report it as OOM
+  } catch (const nlohmann::json::out_of_range& error) {
+    if (!(kSkipJson406 && error.id == 406)) FailUnexpected("postgrid json_mapping", error);
   } catch (const std::exception& error) {
     FailUnexpected("postgrid json_mapping", error);
   }
