@@ -133,9 +133,15 @@ std::optional<Timestamp> ParseTimestamp(std::string_view text) {
   }
   if (pos != text.size()) return std::nullopt;
 
-  // Local time minus its offset is UTC.
-  return Timestamp{midnight} + hours{hour} + minutes{minute} + seconds{second} +
-         microseconds{micros} - offset;
+  // Local time minus its offset is UTC. An offset can carry 9999-12-31 past year 9999 (or
+  // 0000-01-01 before year 0), which FormatTimestamp could not write back as four digits:
+  // refuse those (found by fuzz/timestamp_fuzz).
+  const Timestamp utc = Timestamp{midnight} + hours{hour} + minutes{minute} + seconds{second} +
+                        microseconds{micros} - offset;
+  static constexpr std::chrono::sys_days kFirst{std::chrono::year{0} / 1 / 1};
+  static constexpr std::chrono::sys_days kPastLast{std::chrono::year{10000} / 1 / 1};
+  if (utc < Timestamp{kFirst} || utc >= Timestamp{kPastLast}) return std::nullopt;
+  return utc;
 }
 
 }  // namespace mailtrail::domain

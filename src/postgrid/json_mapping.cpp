@@ -333,6 +333,9 @@ std::optional<std::string> TryParse(std::string_view body, json& out) {
              " before the document is complete";
     }
     return "invalid JSON at byte " + std::to_string(error.byte) + ": " + error.what();
+  } catch (const json::out_of_range& error) {
+    // A number beyond a double (e.g. 1e400) is not a parse_error in nlohmann (found by fuzzing).
+    return std::string("invalid JSON: ") + error.what();
   }
 }
 

@@ -131,3 +131,22 @@ TEST(ParseTimestampTest, FormatThenParseIsIdentity) {
 
 }  // namespace
 }  // namespace mailtrail::domain
+
+namespace mailtrail::domain {
+namespace {
+
+// Found by fuzz/timestamp_fuzz: an offset that carries the date past year 9999 (or before year 0)
+// gave a timestamp FormatTimestamp writes with five digits, which ParseTimestamp then refused.
+TEST(TimestampRangeTest, OffsetsThatLeaveYearsZeroToNineThousandNineHundredNinetyNineAreRefused) {
+  EXPECT_EQ(ParseTimestamp("9999-12-31T23:59:59.999999-05:30"), std::nullopt);
+  EXPECT_EQ(ParseTimestamp("0000-01-01T00:00:00+01:00"), std::nullopt);
+  const auto last = ParseTimestamp("9999-12-31T23:59:59.999999Z");
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(ParseTimestamp(FormatTimestamp(*last)), last);
+  const auto first = ParseTimestamp("0000-01-01T00:00:00Z");
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(ParseTimestamp(FormatTimestamp(*first)), first);
+}
+
+}  // namespace
+}  // namespace mailtrail::domain
