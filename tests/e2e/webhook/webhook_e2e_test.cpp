@@ -289,7 +289,15 @@ TEST_F(WebhookE2eTest, ForgedDeliveriesAreRefusedRecordedAndChangeNothing) {
   const json oversize = PostJson(
       sim, "/__sim/webhooks/forge",
       {{"url", webhook_url()}, {"secret", kJwtSecret}, {"kind", "oversize"}, {"orderId", id}});
-  EXPECT_EQ(oversize["statusCode"], 413) << oversize.dump();
+  // The listener answers 413 from the header's Content-Length and closes; a sender still writing
+  // the 2.7 MB body may see that close (a broken pipe) before it reads the 413. Either way the
+  // body was refused, and below nothing of it is recorded or applied.
+  const int oversize_status = oversize["statusCode"].get<int>();
+  const std::string oversize_error = oversize.value("error", "");
+  EXPECT_TRUE(oversize_status == 413 ||
+              (oversize_status == 0 && (oversize_error.find("Broken pipe") != std::string::npos ||
+                                        oversize_error.find("reset") != std::string::npos)))
+      << oversize.dump();
 
   // Recorded, refused, with a reason; nothing processed, nothing fetched, nothing changed.
   std::this_thread::sleep_for(1s);
