@@ -129,8 +129,10 @@ fi
 # or a virtual package it provides).
 binary="$workdir/root/usr/bin/mailtrail"
 while read -r soname; do
-  lib=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|AArch64|64bit/ {print $NF; exit}')
-  [ -n "$lib" ] || lib=$(ldconfig -p | awk -v s="$soname" '$1 == s {print $NF; exit}')
+  # awk reads all of ldconfig's output (no early exit): under pipefail an early exit can SIGPIPE
+  # ldconfig and fail the whole check now and then.
+  lib=$(ldconfig -p | awk -v s="$soname" '$1 == s && /x86-64|AArch64|64bit/ && !n++ {print $NF}')
+  [ -n "$lib" ] || lib=$(ldconfig -p | awk -v s="$soname" '$1 == s && !n++ {print $NF}')
   [ -n "$lib" ] || { fail "NEEDED $soname not found by ldconfig"; continue; }
   owner=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1) ||
     owner=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
