@@ -183,18 +183,20 @@ net::awaitable<PassResult> Scheduler::RefreshAll(std::vector<store::DueOrder> du
   co_return batch->result;
 }
 
+net::awaitable<std::vector<store::DueOrder>> Scheduler::ClaimDue(domain::Timestamp now) {
+  auto claim_due = [now, limit = options_.claim_batch, lease = options_.lease,
+                    types = options_.types](store::Database& database) {
+    store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
+    return repository.ClaimDue(now, limit, lease, types);
+  };
+  co_return co_await db_.Run(std::move(claim_due));
+}
+
 net::awaitable<PassResult> Scheduler::RefreshDue() {
   PassResult total;
   const domain::Timestamp now = syncer_.Now();
-  const std::size_t limit = options_.claim_batch;
-  const auto lease = options_.lease;
-  const auto types = options_.types;
   while (!stopping_) {
-    auto claim_due = [now, limit, lease, types](store::Database& database) {
-      store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
-      return repository.ClaimDue(now, limit, lease, types);
-    };
-    auto due = co_await db_.Run(std::move(claim_due));
+    auto due = co_await ClaimDue(now);
     if (due.empty()) break;
     Merge(total, co_await RefreshAll(std::move(due), store::Source::kPoll));
   }
@@ -206,15 +208,7 @@ net::awaitable<void> Scheduler::PollLoop() {
     std::size_t claimed = 0;
     bool failed = false;
     try {
-      const domain::Timestamp now = syncer_.Now();
-      const std::size_t limit = options_.claim_batch;
-      const auto lease = options_.lease;
-      const auto types = options_.types;
-      auto claim_due = [now, limit, lease, types](store::Database& database) {
-        store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
-        return repository.ClaimDue(now, limit, lease, types);
-      };
-      auto due = co_await db_.Run(std::move(claim_due));
+      auto due = co_await ClaimDue(syncer_.Now());
       claimed = due.size();
       if (claimed > 0) co_await RefreshAll(std::move(due), store::Source::kPoll);
     } catch (const std::exception& e) {

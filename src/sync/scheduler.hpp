@@ -127,6 +127,8 @@ class Scheduler {
   net::awaitable<void> HeartbeatLoop();
   net::awaitable<void> WebhookWorker(std::size_t index);
   net::awaitable<void> RefreshWorker(std::shared_ptr<Batch> batch, store::Source source);
+  /// Leases up to claim_batch orders due at `now` (see OrderRepository::ClaimDue).
+  net::awaitable<std::vector<store::DueOrder>> ClaimDue(domain::Timestamp now);
   net::awaitable<PassResult> RefreshAll(std::vector<store::DueOrder> due, store::Source source);
   net::awaitable<PassResult> WalkType(domain::OrderType type, bool full_scan, store::Source source,
                                       postgrid::Purpose purpose,
