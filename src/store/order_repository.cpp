@@ -1,6 +1,8 @@
 #include "store/order_repository.hpp"
 
+#include <algorithm>
 #include <pqxx/pqxx>
+#include <unordered_set>
 
 #include "store/sql_params.hpp"
 
@@ -8,6 +10,7 @@ namespace mailtrail::store {
 namespace {
 
 using detail::MicrosToTimestamp;
+using detail::SqlArrays;
 using detail::SqlParams;
 
 // Timestamps leave PostgreSQL as integer microseconds, so no text format is parsed on the way back.
@@ -22,7 +25,7 @@ constexpr const char* kSelectOrderColumns = R"sql(
          (extract(epoch FROM created_at) * 1000000)::bigint,
          (extract(epoch FROM updated_at) * 1000000)::bigint,
          envelope_id
-  FROM mailtrail.orders WHERE id = $1
+  FROM mailtrail.orders
 )sql";
 
 constexpr const char* kInsertIfNew = R"sql(
@@ -83,6 +86,96 @@ constexpr const char* kCompletedSince = R"sql(
   WHERE order_id = $1 AND field = 'status' AND new_value = 'completed'
 )sql";
 
+// ---- ApplyBatch: one statement per step for the whole page, rows as unnest()ed arrays ----
+
+// The 23 typed columns as unnest() arguments and their names, shared by the batch statements.
+constexpr const char* kTypedArrays = R"sql(
+      $1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::timestamptz[],
+      $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[],
+      $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
+      $19::jsonb[], $20::timestamptz[], $21::timestamptz[], $22::jsonb[], $23::text[])sql";
+constexpr const char* kTypedNames = R"sql(
+      id, order_type, live, status, imb_status, imb_date, imb_zip_code, tracking_number,
+      mailing_class, extra_service, send_date, carrier, carrier_status, carrier_status_detail,
+      est_delivery_date, signed_by, cancellation_reason, description, metadata, created_at,
+      updated_at, raw, envelope_id)sql";
+
+// New orders with their final values (what Apply's insert + update leave): $24..$27 are
+// last_changed_at, next_check_at, terminal, check_reason per row; $28 the observation time.
+std::string InsertNewSql() {
+  return std::string("INSERT INTO mailtrail.orders (") + kTypedNames +
+         ", last_changed_at, next_check_at, terminal, check_reason, first_seen_at, "
+         "last_checked_at)\n"
+         "SELECT v.*, $28::timestamptz, $28::timestamptz FROM unnest(" +
+         kTypedArrays +
+         ", $24::timestamptz[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v\n"
+         "ON CONFLICT (id) DO NOTHING RETURNING id";
+}
+
+// Known orders, diffed and not stale: kUpdateAll for many rows. $24 changed, $25 next_check_at,
+// $26 terminal, $27 check_reason per row; $28 the observation time.
+std::string UpdateAllSql() {
+  return std::string(R"sql(
+  UPDATE mailtrail.orders o SET
+      order_type = v.order_type, live = v.live, status = v.status, imb_status = v.imb_status,
+      imb_date = v.imb_date, imb_zip_code = v.imb_zip_code, tracking_number = v.tracking_number,
+      mailing_class = v.mailing_class, extra_service = v.extra_service, send_date = v.send_date,
+      carrier = v.carrier, carrier_status = v.carrier_status,
+      carrier_status_detail = v.carrier_status_detail, est_delivery_date = v.est_delivery_date,
+      signed_by = v.signed_by, cancellation_reason = v.cancellation_reason,
+      description = v.description, metadata = v.metadata, created_at = v.created_at,
+      updated_at = v.updated_at, raw = v.raw, envelope_id = coalesce(v.envelope_id, o.envelope_id),
+      last_checked_at = $28::timestamptz,
+      last_changed_at = CASE WHEN v.changed THEN $28::timestamptz ELSE o.last_changed_at END,
+      next_check_at = v.next_check_at, terminal = v.terminal, check_reason = v.check_reason
+  FROM unnest()sql") +
+         kTypedArrays + ", $24::boolean[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v(" +
+         kTypedNames + ", changed, next_check_at, terminal, check_reason)\n  WHERE o.id = v.id";
+}
+
+// Known orders whose snapshot was stale: kUpdateChecked for many rows.
+constexpr const char* kUpdateCheckedBatch = R"sql(
+  UPDATE mailtrail.orders o SET last_checked_at = $5::timestamptz, next_check_at = v.next_check_at,
+                                terminal = v.terminal, check_reason = v.check_reason
+  FROM unnest($1::text[], $2::timestamptz[], $3::boolean[], $4::text[])
+      AS v(id, next_check_at, terminal, check_reason)
+  WHERE o.id = v.id
+)sql";
+
+// unnest() yields the rows in array order, so each order's changes get ascending ids in Diff's
+// order, as Apply's one-by-one inserts gave them.
+constexpr const char* kInsertChangesBatch = R"sql(
+  INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, api_updated_at,
+                                       observed_at, source)
+  SELECT v.*, $6::timestamptz, $7::text
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS v
+)sql";
+
+constexpr const char* kInsertTrackingEventsBatch = R"sql(
+  INSERT INTO mailtrail.carrier_tracking_events (order_id, occurred_at, status, message, source,
+      city, province_or_state, country_code, postal_or_zip, first_seen_at)
+  SELECT v.*, $10::timestamptz
+  FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+              $7::text[], $8::text[], $9::text[]) AS v
+  ON CONFLICT (order_id, occurred_at, status, message) DO NOTHING
+  RETURNING order_id
+)sql";
+
+constexpr const char* kSelectTrackingEventsBatch = R"sql(
+  SELECT order_id, (extract(epoch FROM occurred_at) * 1000000)::bigint, status, message, source,
+         city, province_or_state, country_code, postal_or_zip
+  FROM mailtrail.carrier_tracking_events WHERE order_id = ANY($1::text[])
+  ORDER BY order_id, occurred_at, status, message
+)sql";
+
+constexpr const char* kCompletedSinceBatch = R"sql(
+  SELECT order_id,
+         (extract(epoch FROM min(coalesce(api_updated_at, observed_at))) * 1000000)::bigint
+  FROM mailtrail.order_changes
+  WHERE order_id = ANY($1::text[]) AND field = 'status' AND new_value = 'completed'
+  GROUP BY order_id
+)sql";
+
 std::optional<std::string> OptionalText(const pqxx::field& field) {
   if (field.is_null()) return std::nullopt;
   return field.as<std::string>();
@@ -93,9 +186,10 @@ std::optional<std::string> NonEmpty(const std::string& text) {
   return text;
 }
 
-// The typed columns $1..$23 of kInsertIfNew and kUpdateAll, in that order.
-SqlParams TypedColumns(const domain::OrderSnapshot& order, std::string_view raw_json) {
-  SqlParams params;
+// The typed columns $1..$23 of kInsertIfNew and kUpdateAll, in that order (also the first 23
+// arrays of the batch statements): `sink` is a SqlParams or a SqlArrays row.
+template <typename Sink>
+void AddTypedColumns(Sink& params, const domain::OrderSnapshot& order, std::string_view raw_json) {
   const auto& carrier = order.carrier_tracking;
   params.Add(order.ref.id)
       .Add(domain::EndpointName(order.ref.type))
@@ -121,6 +215,11 @@ SqlParams TypedColumns(const domain::OrderSnapshot& order, std::string_view raw_
       .Add(order.updated_at)
       .Add(std::string(raw_json))
       .Add(NonEmpty(order.ref.envelope_id));
+}
+
+SqlParams TypedColumns(const domain::OrderSnapshot& order, std::string_view raw_json) {
+  SqlParams params;
+  AddTypedColumns(params, order, raw_json);
   return params;
 }
 
@@ -158,27 +257,32 @@ domain::OrderSnapshot RowToSnapshot(const pqxx::row& row) {
   return order;
 }
 
+domain::TrackingUpdate RowToTrackingUpdate(const pqxx::row& row, pqxx::row::size_type first) {
+  domain::TrackingUpdate update;
+  update.occurred_at = *MicrosToTimestamp(row[first]);
+  update.status = domain::CarrierStatus::FromRaw(row[first + 1].as<std::string>());
+  update.message = row[first + 2].as<std::string>();
+  update.source = OptionalText(row[first + 3]);
+  update.city = OptionalText(row[first + 4]);
+  update.province_or_state = OptionalText(row[first + 5]);
+  update.country_code = OptionalText(row[first + 6]);
+  update.postal_or_zip = OptionalText(row[first + 7]);
+  return update;
+}
+
 std::vector<domain::TrackingUpdate> LoadTrackingEvents(pqxx::transaction_base& tx,
                                                        const std::string& id) {
   std::vector<domain::TrackingUpdate> updates;
   for (const auto& row : SqlParams().Add(id).Exec(tx, kSelectTrackingEvents)) {
-    domain::TrackingUpdate update;
-    update.occurred_at = *MicrosToTimestamp(row[0]);
-    update.status = domain::CarrierStatus::FromRaw(row[1].as<std::string>());
-    update.message = row[2].as<std::string>();
-    update.source = OptionalText(row[3]);
-    update.city = OptionalText(row[4]);
-    update.province_or_state = OptionalText(row[5]);
-    update.country_code = OptionalText(row[6]);
-    update.postal_or_zip = OptionalText(row[7]);
-    updates.push_back(std::move(update));
+    updates.push_back(RowToTrackingUpdate(row, 0));
   }
   return updates;
 }
 
 std::optional<domain::OrderSnapshot> LoadLocked(pqxx::transaction_base& tx, const std::string& id,
                                                 bool for_update) {
-  const std::string sql = std::string(kSelectOrderColumns) + (for_update ? " FOR UPDATE" : "");
+  const std::string sql =
+      std::string(kSelectOrderColumns) + " WHERE id = $1" + (for_update ? " FOR UPDATE" : "");
   const pqxx::result rows = SqlParams().Add(id).Exec(tx, sql);
   if (rows.empty()) return std::nullopt;
   domain::OrderSnapshot order = RowToSnapshot(rows[0]);
@@ -289,6 +393,214 @@ ApplyResult OrderRepository::Apply(const domain::OrderSnapshot& fetched, std::st
   tx.commit();
   result.changes = diff.changes;
   return result;
+}
+
+std::vector<ApplyResult> OrderRepository::ApplyBatch(const std::vector<SnapshotToApply>& items,
+                                                     Source source, domain::Timestamp observed_at) {
+  std::vector<ApplyResult> results(items.size());
+  if (items.empty()) return results;
+  // Round k holds the k-th occurrence of each id, so no statement meets one id twice and a
+  // repeated id is diffed against what its previous occurrence wrote (same transaction).
+  std::vector<std::vector<std::size_t>> rounds;
+  std::unordered_map<std::string_view, std::size_t> occurrences;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    std::size_t& seen = occurrences[items[i].snapshot.ref.id];
+    if (rounds.size() <= seen) rounds.emplace_back();
+    rounds[seen].push_back(i);
+    ++seen;
+  }
+  pqxx::work tx(connection_);
+  for (auto& round : rounds) {
+    // Rows are inserted and locked in id order, so two batches cannot lock in opposite orders.
+    std::sort(round.begin(), round.end(), [&items](std::size_t a, std::size_t b) {
+      return items[a].snapshot.ref.id < items[b].snapshot.ref.id;
+    });
+    ApplyRound(tx, items, round, source, observed_at, results);
+  }
+  tx.commit();
+  return results;
+}
+
+void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
+                                 const std::vector<SnapshotToApply>& items,
+                                 const std::vector<std::size_t>& round, Source source,
+                                 domain::Timestamp observed_at, std::vector<ApplyResult>& results) {
+  const auto completed = [](const domain::OrderSnapshot& order) {
+    return order.status.kind == domain::OrderStatus::Kind::kCompleted;
+  };
+  // 1. Insert first, as Apply does, but with the values Apply's insert + update would leave, so a
+  //    new order is written once. For a new order Diff and DecideSchedule need nothing stored: no
+  //    history can exist for it (order_changes references orders), so its completed_since is the
+  //    snapshot's updatedAt, as in Apply.
+  std::vector<double> random(round.size());
+  std::vector<domain::OrderDiff> first_diffs(round.size());
+  std::vector<domain::ScheduleDecision> first_schedules(round.size());
+  SqlArrays insert(27);
+  for (std::size_t k = 0; k < round.size(); ++k) {
+    const SnapshotToApply& item = items[round[k]];
+    random[k] = random01_();
+    first_diffs[k] = domain::Diff(std::nullopt, item.snapshot);
+    std::optional<domain::Timestamp> completed_since;
+    if (completed(item.snapshot)) completed_since = item.snapshot.updated_at.value_or(observed_at);
+    first_schedules[k] =
+        domain::DecideSchedule(item.snapshot, observed_at, policy_, completed_since,
+                               /*first_observation=*/true, random[k]);
+    const bool changed = !first_diffs[k].changes.empty() || !first_diffs[k].new_updates.empty();
+    AddTypedColumns(insert, item.snapshot, item.raw_json);
+    insert.Add(changed ? std::optional<domain::Timestamp>(observed_at) : std::nullopt)
+        .Add(first_schedules[k].next_check_at)
+        .Add(first_schedules[k].terminal)
+        .Add(domain::CheckReasonName(first_schedules[k].reason))
+        .EndRow();
+  }
+  SqlParams insert_params;
+  insert.AppendTo(insert_params);
+  std::unordered_set<std::string> inserted;
+  for (const auto& row : insert_params.Add(observed_at).Exec(tx, InsertNewSql())) {
+    inserted.insert(row[0].as<std::string>());
+  }
+
+  // 2. Lock the known rows (id order) and read them and their carrier events as locked.
+  std::vector<std::string> known_ids;
+  for (std::size_t index : round) {
+    if (!inserted.count(items[index].snapshot.ref.id)) {
+      known_ids.push_back(items[index].snapshot.ref.id);
+    }
+  }
+  std::unordered_map<std::string, domain::OrderSnapshot> stored;
+  if (!known_ids.empty()) {
+    const std::string known_literal = detail::TextArrayLiteral(known_ids);
+    for (const auto& row :
+         SqlParams()
+             .Add(known_literal)
+             .Exec(tx, std::string(kSelectOrderColumns) +
+                           " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")) {
+      domain::OrderSnapshot order = RowToSnapshot(row);
+      std::string id = order.ref.id;
+      stored.emplace(std::move(id), std::move(order));
+    }
+    for (const auto& row : SqlParams().Add(known_literal).Exec(tx, kSelectTrackingEventsBatch)) {
+      const auto found = stored.find(row[0].as<std::string>());
+      if (found == stored.end()) continue;
+      auto& order = found->second;
+      if (!order.carrier_tracking) order.carrier_tracking.emplace();
+      order.carrier_tracking->updates.push_back(RowToTrackingUpdate(row, 1));
+    }
+  }
+
+  // 3. Diff the known ones; completed_since as Apply reads it, before this batch's changes.
+  std::vector<domain::OrderDiff> diffs(round.size());
+  std::vector<std::string> completed_ids;
+  for (std::size_t k = 0; k < round.size(); ++k) {
+    const domain::OrderSnapshot& fetched = items[round[k]].snapshot;
+    if (inserted.count(fetched.ref.id)) continue;
+    const auto found = stored.find(fetched.ref.id);
+    const std::optional<domain::OrderSnapshot> previous =
+        found == stored.end() ? std::nullopt : std::optional<domain::OrderSnapshot>(found->second);
+    diffs[k] = domain::Diff(previous, fetched);
+    if (completed(diffs[k].stale ? *previous : fetched)) completed_ids.push_back(fetched.ref.id);
+  }
+  std::unordered_map<std::string, domain::Timestamp> completed_since;
+  if (!completed_ids.empty()) {
+    for (const auto& row :
+         SqlParams().Add(detail::TextArrayLiteral(completed_ids)).Exec(tx, kCompletedSinceBatch)) {
+      if (auto since = MicrosToTimestamp(row[1])) {
+        completed_since.emplace(row[0].as<std::string>(), *since);
+      }
+    }
+  }
+
+  // 4. Collect every write of the round, then send one statement per kind.
+  SqlArrays checked(4);
+  SqlArrays update(27);
+  SqlArrays changes(5);
+  SqlArrays events(9);
+  const std::string source_name(SourceName(source));
+  for (std::size_t k = 0; k < round.size(); ++k) {
+    const SnapshotToApply& item = items[round[k]];
+    const domain::OrderSnapshot& fetched = item.snapshot;
+    ApplyResult& result = results[round[k]];
+    const domain::OrderDiff* diff = &first_diffs[k];
+    if (inserted.count(fetched.ref.id)) {
+      result.first_observation = true;
+      result.schedule = first_schedules[k];
+    } else {
+      diff = &diffs[k];
+      result.stale = diff->stale;
+      const domain::OrderSnapshot& current = diff->stale ? stored.at(fetched.ref.id) : fetched;
+      std::optional<domain::Timestamp> since;
+      if (completed(current)) {
+        const auto found = completed_since.find(fetched.ref.id);
+        since = found != completed_since.end() ? found->second
+                                               : fetched.updated_at.value_or(observed_at);
+      }
+      result.schedule = domain::DecideSchedule(current, observed_at, policy_, since,
+                                               /*first_observation=*/false, random[k]);
+      const std::string_view reason = domain::CheckReasonName(result.schedule.reason);
+      if (diff->stale) {
+        checked.Add(fetched.ref.id)
+            .Add(result.schedule.next_check_at)
+            .Add(result.schedule.terminal)
+            .Add(reason)
+            .EndRow();
+        continue;
+      }
+      AddTypedColumns(update, fetched, item.raw_json);
+      update.Add(!diff->changes.empty() || !diff->new_updates.empty())
+          .Add(result.schedule.next_check_at)
+          .Add(result.schedule.terminal)
+          .Add(reason)
+          .EndRow();
+    }
+    result.changes = diff->changes;
+    for (const auto& change : diff->changes) {
+      changes.Add(fetched.ref.id)
+          .Add(domain::FieldName(change.field))
+          .Add(change.old_value)
+          .Add(change.new_value)
+          .Add(fetched.updated_at)
+          .EndRow();
+    }
+    for (const auto& event : diff->new_updates) {
+      events.Add(fetched.ref.id)
+          .Add(event.occurred_at)
+          .Add(event.status.raw)
+          .Add(event.message)
+          .Add(event.source)
+          .Add(event.city)
+          .Add(event.province_or_state)
+          .Add(event.country_code)
+          .Add(event.postal_or_zip)
+          .EndRow();
+    }
+  }
+  if (!checked.empty()) {
+    SqlParams params;
+    checked.AppendTo(params);
+    params.Add(observed_at).Exec(tx, kUpdateCheckedBatch);
+  }
+  if (!update.empty()) {
+    SqlParams params;
+    update.AppendTo(params);
+    params.Add(observed_at).Exec(tx, UpdateAllSql());
+  }
+  if (!changes.empty()) {
+    SqlParams params;
+    changes.AppendTo(params);
+    params.Add(observed_at).Add(source_name).Exec(tx, kInsertChangesBatch);
+  }
+  if (!events.empty()) {
+    SqlParams params;
+    events.AppendTo(params);
+    std::unordered_map<std::string, std::size_t> new_events;
+    for (const auto& row : params.Add(observed_at).Exec(tx, kInsertTrackingEventsBatch)) {
+      ++new_events[row[0].as<std::string>()];
+    }
+    for (std::size_t index : round) {
+      const auto found = new_events.find(items[index].snapshot.ref.id);
+      if (found != new_events.end()) results[index].new_tracking_events = found->second;
+    }
+  }
 }
 
 std::optional<domain::OrderSnapshot> OrderRepository::Load(std::string_view id) {

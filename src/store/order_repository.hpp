@@ -15,7 +15,8 @@
 
 namespace pqxx {
 class connection_base;
-}
+class transaction_base;
+}  // namespace pqxx
 
 namespace mailtrail::store {
 
@@ -31,6 +32,13 @@ struct ApplyResult {
   std::vector<domain::FieldChange> changes;  ///< rows written to order_changes
   std::size_t new_tracking_events = 0;       ///< rows written to carrier_tracking_events
   domain::ScheduleDecision schedule;
+};
+
+/// One fetched snapshot for OrderRepository::ApplyBatch: the mapped order and the API object as
+/// text (stored in `raw`).
+struct SnapshotToApply {
+  domain::OrderSnapshot snapshot;
+  std::string raw_json;
 };
 
 /// An order the scheduler should refresh.
@@ -57,6 +65,20 @@ class OrderRepository {
   /// replicas) serialise on the row lock, so each change is written once. Throws pqxx errors.
   ApplyResult Apply(const domain::OrderSnapshot& fetched, std::string_view raw_json, Source source,
                     domain::Timestamp observed_at);
+
+  /// Records many fetched snapshots (a list page) in ONE transaction with a fixed number of
+  /// multi-row statements (parameters as one array per column, never spliced values), with
+  /// exactly Apply's per-order semantics: the new orders are inserted first (ON CONFLICT DO
+  /// NOTHING, so a racing first observation waits on our row), the others are locked in id order
+  /// (FOR UPDATE) and each snapshot is diffed against its row as locked; stale snapshots write only
+  /// last_checked_at and the schedule; changes and carrier events are written once. An id that
+  /// occurs several times is applied in order of occurrence, each against the previous one.
+  /// Returns one ApplyResult per item, in the order of `items`. All or nothing: on any error
+  /// (pqxx::sql_error, e.g. a value PostgreSQL refuses or a deadlock with another batch) nothing
+  /// is written, and the caller may fall back to Apply per item to isolate the culprit. Throws
+  /// pqxx errors.
+  std::vector<ApplyResult> ApplyBatch(const std::vector<SnapshotToApply>& items, Source source,
+                                      domain::Timestamp observed_at);
 
   /// The stored snapshot of `id` with its stored carrier events, or nullopt.
   std::optional<domain::OrderSnapshot> Load(std::string_view id);
@@ -89,6 +111,10 @@ class OrderRepository {
                                                        domain::Timestamp horizon);
 
  private:
+  void ApplyRound(pqxx::transaction_base& tx, const std::vector<SnapshotToApply>& items,
+                  const std::vector<std::size_t>& round, Source source,
+                  domain::Timestamp observed_at, std::vector<ApplyResult>& results);
+
   pqxx::connection_base& connection_;
   domain::PollPolicy policy_;
   std::function<double()> random01_;

@@ -1,5 +1,7 @@
 #include "store/sql_params.hpp"
 
+#include <stdexcept>
+
 namespace mailtrail::store::detail {
 
 std::string TextArrayLiteral(const std::vector<std::string>& items) {
@@ -15,6 +17,41 @@ std::string TextArrayLiteral(const std::vector<std::string>& items) {
   }
   literal += '}';
   return literal;
+}
+
+std::string& SqlArrays::Next() {
+  if (cursor_ >= columns_.size()) throw std::logic_error("SqlArrays: more values than columns");
+  std::string& column = columns_[cursor_++];
+  if (rows_ != 0) column += ',';
+  return column;
+}
+
+SqlArrays& SqlArrays::Add(std::string_view value) {
+  std::string& column = Next();
+  column.reserve(column.size() + value.size() + 2);
+  column += '"';
+  for (char c : value) {
+    if (c == '"' || c == '\\') column += '\\';
+    column += c;
+  }
+  column += '"';
+  return *this;
+}
+
+SqlArrays& SqlArrays::AddNull() {
+  Next() += "NULL";
+  return *this;
+}
+
+void SqlArrays::EndRow() {
+  if (cursor_ != columns_.size()) throw std::logic_error("SqlArrays: a row lacks values");
+  cursor_ = 0;
+  ++rows_;
+}
+
+void SqlArrays::AppendTo(SqlParams& params) const {
+  if (cursor_ != 0) throw std::logic_error("SqlArrays: the last row was not ended");
+  for (const auto& column : columns_) params.Add(column + '}');
 }
 
 std::optional<domain::Timestamp> MicrosToTimestamp(const pqxx::field& field) {

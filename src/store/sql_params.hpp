@@ -51,6 +51,47 @@ class SqlParams {
   std::vector<std::optional<std::string>> values_;
 };
 
+/// Many rows of parameters sent as one array parameter per column, for multi-row statements
+/// (`INSERT ... SELECT * FROM unnest($1::text[], $2::timestamptz[], ...)`): a fixed number of
+/// parameters however many rows, and values never spliced into the SQL text. Add() takes the same
+/// types as SqlParams and fills the next column of the current row; EndRow() closes the row.
+/// Elements are sent as quoted text (NULL unquoted), which PostgreSQL casts to the element type.
+class SqlArrays {
+ public:
+  explicit SqlArrays(std::size_t columns) : columns_(columns, std::string(1, '{')) {}
+
+  SqlArrays& Add(std::string_view value);
+  SqlArrays& Add(const std::string& value) { return Add(std::string_view(value)); }
+  SqlArrays& Add(const char* value) { return Add(std::string_view(value)); }
+  SqlArrays& Add(const std::optional<std::string>& value) {
+    if (!value) return AddNull();
+    return Add(std::string_view(*value));
+  }
+  SqlArrays& Add(bool value) { return Add(std::string_view(value ? "true" : "false")); }
+  SqlArrays& Add(std::int64_t value) { return Add(std::string_view(std::to_string(value))); }
+  SqlArrays& Add(domain::Timestamp value) { return Add(domain::FormatTimestamp(value)); }
+  SqlArrays& Add(const std::optional<domain::Timestamp>& value) {
+    if (!value) return AddNull();
+    return Add(*value);
+  }
+  SqlArrays& AddNull();
+
+  /// Closes the current row. Throws std::logic_error unless every column got exactly one value.
+  void EndRow();
+  std::size_t rows() const { return rows_; }
+  bool empty() const { return rows_ == 0; }
+
+  /// Appends the column arrays to `params` as parameters, in column order.
+  void AppendTo(SqlParams& params) const;
+
+ private:
+  std::string& Next();
+
+  std::vector<std::string> columns_;  // each an array literal without its closing brace
+  std::size_t cursor_ = 0;
+  std::size_t rows_ = 0;
+};
+
 /// A PostgreSQL text[] literal for `items`, every element quoted, so any string is safe to pass
 /// as one parameter (`$1::text[]`).
 std::string TextArrayLiteral(const std::vector<std::string>& items);
