@@ -520,6 +520,9 @@ net::awaitable<void> Scheduler::Heartbeat() {
                         : "this replica is no longer the leader");
     next_full_scan_.reset();
     next_discovery_.reset();
+    // The leader loop may be in its idle sleep: wake it, so a first sync starts now rather than
+    // an idle tick later.
+    if (leader) leader_timer_.cancel();
   }
   state_.leader = leader;
   state_.live_replicas = std::max<std::int64_t>(1, live);
