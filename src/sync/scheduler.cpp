@@ -290,8 +290,10 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
 
 net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Source source,
                                                     postgrid::Purpose purpose,
-                                                    std::optional<domain::Timestamp> since) {
+                                                    std::optional<domain::Timestamp> since,
+                                                    std::optional<domain::Timestamp> due_before) {
   PassResult result;
+  std::int64_t envelopes_seen = 0;
   postgrid::ListQuery envelopes_query;
   envelopes_query.source = postgrid::ListQuery::Source::kReturnEnvelopes;
   envelopes_query.page_size = kPageSize;
@@ -307,6 +309,7 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
         continue;
       }
       const std::string envelope_id = envelope["id"].get<std::string>();
+      ++envelopes_seen;
       postgrid::ListQuery orders_query;
       orders_query.source = postgrid::ListQuery::Source::kEnvelopeOrders;
       orders_query.envelope_id = envelope_id;
@@ -315,8 +318,8 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
       while (!stopping_) {
         auto orders_page = co_await orders.Next();
         if (!orders_page) break;
-        const PageOutcome outcome =
-            co_await syncer_.ApplyPage(std::move(*orders_page), source, envelope_id, since);
+        const PageOutcome outcome = co_await syncer_.ApplyPage(std::move(*orders_page), source,
+                                                               envelope_id, since, due_before);
         Merge(result, outcome);
         news += outcome.new_orders + outcome.changed;
         if (!full_scan && outcome.new_orders == 0 && outcome.changed == 0) break;
@@ -325,6 +328,7 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
     ++result.pages;
     if (!full_scan && news == 0) break;
   }
+  if (!stopping_) envelopes_seen_ = std::max(envelopes_seen_, envelopes_seen);
   co_return result;
 }
 
@@ -337,8 +341,8 @@ net::awaitable<PassResult> Scheduler::Discover(bool full_scan,
   for (const auto type : options_.types) {
     try {
       if (type == domain::OrderType::kReturnEnvelopeOrder) {
-        Merge(total,
-              co_await WalkEnvelopes(full_scan, store::Source::kDiscovery, purpose, std::nullopt));
+        Merge(total, co_await WalkEnvelopes(full_scan, store::Source::kDiscovery, purpose,
+                                            std::nullopt, due_before));
       } else {
         Merge(total, co_await WalkType(type, full_scan, store::Source::kDiscovery, purpose,
                                        std::nullopt, 0, false, due_before));
@@ -456,12 +460,21 @@ net::awaitable<void> Scheduler::MaybeListPoll(domain::OrderType type) {
     return repository.CountDueBefore(type, horizon);
   };
   const auto [due_soon, listed] = co_await db_.Run(std::move(count));
-  if (!domain::PreferListWalk(due_soon, listed, kPageSize)) co_return;
+  const bool envelopes = type == domain::OrderType::kReturnEnvelopeOrder;
+  // Return envelope orders are listed per envelope: walking them all costs the envelope list plus
+  // up to one short page per envelope more than the orders alone would. Without a walk seen yet
+  // that cost is unknown, so they are left to their GETs.
+  if (envelopes && envelopes_seen_ == 0) co_return;
+  const std::int64_t walk_listed = envelopes ? listed + kPageSize * (envelopes_seen_ + 1) : listed;
+  if (!domain::PreferListWalk(due_soon, walk_listed, kPageSize)) co_return;
   spdlog::info(
       "{}: walking the list ({} orders) instead of {} GETs for the orders due this interval",
       domain::EndpointName(type), listed, due_soon);
-  const PassResult result = co_await WalkType(
-      type, true, store::Source::kPoll, postgrid::Purpose::kPoll, std::nullopt, 0, false, horizon);
+  const PassResult result =
+      envelopes ? co_await WalkEnvelopes(true, store::Source::kPoll, postgrid::Purpose::kPoll,
+                                         std::nullopt, horizon)
+                : co_await WalkType(type, true, store::Source::kPoll, postgrid::Purpose::kPoll,
+                                    std::nullopt, 0, false, horizon);
   spdlog::info("{} list poll: {} pages, {} orders checked, {} changed, {} new",
                domain::EndpointName(type), result.pages, result.refreshed, result.changed,
                result.new_orders);
@@ -503,10 +516,7 @@ net::awaitable<void> Scheduler::LeaderLoop() {
           }
         }
         for (const auto type : options_.types) {
-          // Return envelope orders are listed per envelope: no single walk covers them.
-          if (type != domain::OrderType::kReturnEnvelopeOrder && !stopping_) {
-            co_await MaybeListPoll(type);
-          }
+          if (!stopping_) co_await MaybeListPoll(type);
         }
       } catch (const std::exception& e) {
         spdlog::warn("discovery step failed: {}", e.what());

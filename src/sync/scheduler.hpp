@@ -138,9 +138,10 @@ class Scheduler {
   /// The cheaper path: when walking `type`'s list costs fewer requests than GETting the orders
   /// due within the next poll interval, walk it (source poll) and record those orders as checked.
   net::awaitable<void> MaybeListPoll(domain::OrderType type);
-  net::awaitable<PassResult> WalkEnvelopes(bool full_scan, store::Source source,
-                                           postgrid::Purpose purpose,
-                                           std::optional<domain::Timestamp> since);
+  net::awaitable<PassResult> WalkEnvelopes(
+      bool full_scan, store::Source source, postgrid::Purpose purpose,
+      std::optional<domain::Timestamp> since,
+      std::optional<domain::Timestamp> due_before = std::nullopt);
   net::awaitable<PassResult> RunJob(std::string job, bool full_scan);
   net::awaitable<void> Heartbeat();
   net::awaitable<bool> Sleep(net::steady_timer& timer, std::chrono::milliseconds duration);
@@ -175,6 +176,9 @@ class Scheduler {
   std::optional<domain::Timestamp> next_discovery_;
   std::optional<domain::Timestamp> next_full_scan_;
   std::map<domain::OrderType, domain::Timestamp> next_list_poll_;
+  /// Return envelopes seen by the last envelope walk (any kind): with the orders listed, what a
+  /// walk of every envelope's orders costs, for the cheaper path. 0 until one walk happened.
+  std::int64_t envelopes_seen_ = 0;
   std::vector<postgrid::RequestCount> flushed_counts_;
 };
 
