@@ -402,7 +402,7 @@ net::awaitable<std::optional<nlohmann::json>> ListPager::Next() {
     throw ApiError(ApiErrorKind::kBadResponse, 200, "list page at skip=" + std::to_string(skip_),
                    "", "list response has no `data` array");
   }
-  const auto& data = page["data"];
+  auto& data = page["data"];
   if (page.contains("totalCount") && page["totalCount"].is_number_integer()) {
     total_count_ = page["totalCount"].get<long long>();
   }
@@ -415,11 +415,20 @@ net::awaitable<std::optional<nlohmann::json>> ListPager::Next() {
   if (received == 0) co_return std::nullopt;
 
   nlohmann::json fresh = nlohmann::json::array();
-  for (const auto& item : data) {
+  std::vector<std::string> ids;
+  ids.reserve(data.size());
+  for (auto& item : data) {
     if (item.is_object() && item.contains("id") && item["id"].is_string()) {
-      if (!seen_.insert(item["id"].get<std::string>()).second) continue;
+      std::string id = item["id"].get<std::string>();
+      if (!seen_.insert(id).second) continue;
+      ids.push_back(std::move(id));
     }
-    fresh.push_back(item);
+    fresh.push_back(std::move(item));
+  }
+  recent_.push_back(std::move(ids));
+  if (recent_.size() > kDedupPages) {
+    for (const auto& id : recent_.front()) seen_.erase(id);
+    recent_.pop_front();
   }
   co_return fresh;
 }

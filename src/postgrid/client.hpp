@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -175,9 +176,12 @@ struct ListQuery {
   int start_skip = 0;
 };
 
-/// Walks a list endpoint page by page (offset paging, newest first). Items whose `id` was already
-/// returned by this pager are dropped, because a list that grows while it is walked shifts items
-/// onto the next page. The walk ends at an empty or short page or at `totalCount`.
+/// Walks a list endpoint page by page (offset paging, newest first). Items whose `id` was returned
+/// by one of the last kDedupPages pages are dropped, because a list that grows while it is walked
+/// shifts items onto the next page (by as many items as were created between two fetches). The
+/// window is bounded so that memory does not grow with the list (issue 10, benchmark 4); a repeat
+/// from further back would only be recorded twice, which the store makes idempotent. The walk
+/// ends at an empty or short page or at `totalCount`.
 ///
 /// Same thread affinity as Client; the client must outlive the pager. Next() throws ApiError
 /// (kBadResponse when a page lacks its `data` array).
@@ -201,7 +205,9 @@ class ListPager {
   bool done_ = false;
   long long total_count_ = -1;
   int pages_ = 0;
-  std::unordered_set<std::string> seen_;
+  static constexpr std::size_t kDedupPages = 10;
+  std::deque<std::vector<std::string>> recent_;  ///< ids of the last kDedupPages pages
+  std::unordered_set<std::string> seen_;         ///< the same ids, for lookup
 };
 
 }  // namespace mailtrail::postgrid
