@@ -25,7 +25,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import http.client
 import urllib.request
 
 PAGE = 100  # mailtrail's list page size, and PostGrid's maximum `limit`
@@ -157,7 +159,9 @@ class Env:
 
     def sql(self, sql):
         out = subprocess.run(["psql", "-X", "-Atq", "-v", "ON_ERROR_STOP=1", self.dsn, "-c", sql],
-                             check=True, capture_output=True, text=True)
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise BenchError(f"SQL failed: {sql}\n{out.stderr.strip()}")
         return out.stdout.strip()
 
     def backend_pids(self):
@@ -245,8 +249,13 @@ log:
         log_path = os.path.join(self.tmp, f"cli-{args[0]}.log")
         start = time.monotonic()
         with open(log_path, "w") as out:
-            child = subprocess.Popen([self.mailtrail, *args, "--config", config], stdout=out,
-                                     stderr=subprocess.STDOUT)
+            command = [self.mailtrail, *args, "--config", config]
+            perf = os.environ.get("MAILTRAIL_BENCH_PERF")
+            if perf and args[0] == perf:
+                # Profiling run: the CPU figure then includes perf's own.
+                command = ["perf", "record", "-F", "999", "-g", "-o",
+                           os.path.join(self.tmp, "perf.data"), "--"] + command
+            child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
             self.children.append(child)
             deadline = time.time() + timeout
             while True:
@@ -385,6 +394,41 @@ def load_orders(env, rps=100000):
     return stored
 
 
+class Stepper(threading.Thread):
+    """Applies the next planned lifecycle step of `rate` orders per second, round robin over
+    `ids` (POST /__sim/orders/{id}/step on one keep-alive connection): the benchmark's change
+    rate, exact and independent of the simulator's seeded calendar."""
+
+    def __init__(self, sim_url, ids, rate):
+        super().__init__(daemon=True)
+        self.host, self.port = sim_url.replace("http://", "").split(":")
+        self.ids = ids
+        self.rate = rate
+        self.stepped = 0
+        self.refused = 0
+        self.stop_event = threading.Event()
+
+    def run(self):
+        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=30)
+        start = time.monotonic()
+        i = 0
+        while not self.stop_event.is_set() and self.ids:
+            due = (time.monotonic() - start) * self.rate
+            if i >= due:
+                time.sleep(min(0.05, (i - due) / self.rate + 0.001))
+                continue
+            order_id = self.ids[i % len(self.ids)]
+            i += 1
+            conn.request("POST", f"/__sim/orders/{order_id}/step", body=b"")
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status == 200:
+                self.stepped += 1
+            else:
+                self.refused += 1
+        conn.close()
+
+
 def bench_steady(build_dir, results, orders):
     # One simulated hour per `scale` real seconds. Every interval of the daemon is divided by the
     # same factor, so per simulated hour it does the work it would do in a real hour.
@@ -409,7 +453,7 @@ def bench_steady(build_dir, results, orders):
                 f"interval '{6 * hour_s} seconds' WHERE NOT terminal "
                 "AND check_reason = 'carrier_tracking'")
         tiers = env.sql("SELECT coalesce(check_reason, 'none') || '=' || count(*) FROM "
-                        "mailtrail.orders GROUP BY 1 ORDER BY 1").split()
+                        "mailtrail.orders GROUP BY check_reason ORDER BY 1").split()
         log("tiers: " + ", ".join(tiers))
         tier = dict(t.split("=") for t in tiers)
         hourly = sum(int(v) for k, v in tier.items()
@@ -423,13 +467,34 @@ def bench_steady(build_dir, results, orders):
                                   carrier_interval=fmt(6 * hour_s),
                                   discovery_interval=fmt(300 / speed),
                                   full_scan_interval=fmt(24 * hour_s))
-        # Idle cost per real second: the daemon with nothing due (fixed ticks and heartbeats).
+        # The policy's minimum per hour: each hourly-tier order checked once (or its type's list
+        # walked when that is fewer requests), the 6-hourly tier once per 6 h, one discovery page
+        # per list every 5 min, and a full walk per 24 h.
+        nonterminal_by_type = {}
+        for row in env.sql("SELECT order_type || '=' || count(*) FILTER (WHERE check_reason IN "
+                           "('awaiting_carrier_data','completed_grace')) || '=' || "
+                           "count(*) FILTER (WHERE check_reason = 'carrier_tracking') "
+                           "FROM mailtrail.orders WHERE NOT terminal GROUP BY order_type").split():
+            t, h, c = row.split("=")
+            nonterminal_by_type[t] = int(h) + int(c) / 6
+        full_pages = minimal_pages(counts, per_envelope)
+        poll_min = 0.0
+        envelope_pages = 1 + sum(max(1, math.ceil(n / PAGE)) for n in per_envelope.values())
+        for t, due in nonterminal_by_type.items():
+            pages = max(1, math.ceil(counts[t] / PAGE)) if t in counts else envelope_pages
+            poll_min += min(due, pages)
+        discovery_min = 12 * (len(counts) + 1 + len(per_envelope))
+        minimum = poll_min + discovery_min + full_pages / 24
+        share = float(os.environ.get("MAILTRAIL_BENCH_CHANGE_SHARE", "0.10"))
+        ids = env.sql("SELECT id FROM mailtrail.orders WHERE NOT terminal ORDER BY md5(id)").split()
         daemon = env.start_daemon(config)
-        env.control("POST", "/clock/speed", {"speed": speed})
-        env.control("POST", "/clock/resume")
+        # The simulator's clock stays paused: the changes are the stepper's, `share` of all orders
+        # per simulated hour, each the order's next planned lifecycle step.
+        stepper = Stepper(env.sim_url, ids, share * stored / hour_s)
+        stepper.start()
         warm = hour_s  # one scaled hour to settle (first discovery, the schedule spreading)
         time.sleep(warm)
-        events0 = env.sim_stats()["world"]["events"]
+        stepped0 = stepper.stepped
         req0 = env.sim_requests()
         cpu0 = proc_cpu(daemon.pid)
         changes0 = int(env.sql("SELECT count(*) FROM mailtrail.order_changes"))
@@ -438,7 +503,9 @@ def bench_steady(build_dir, results, orders):
         if daemon.poll() is not None:
             raise BenchError("mailtrail run exited during the measurement")
         span_h = (time.monotonic() - t0) / hour_s
-        events = (env.sim_stats()["world"]["events"] - events0) / span_h
+        stepped = (stepper.stepped - stepped0) / span_h
+        stepper.stop_event.set()
+        stepper.join(30)
         requests = (env.sim_requests() - req0) / span_h
         cpu = (proc_cpu(daemon.pid) - cpu0) / span_h
         changes = (int(env.sql("SELECT count(*) FROM mailtrail.order_changes")) - changes0) / span_h
@@ -449,7 +516,6 @@ def bench_steady(build_dir, results, orders):
         # Fixed-rate overheads (the 1 s idle ticks, 5 s heartbeats) run per real second, not per
         # simulated hour: measure them on an idle daemon and add the 3600 - hour_s seconds that
         # the compression removed.
-        env.control("POST", "/clock/pause")
         env.sql("UPDATE mailtrail.orders SET next_check_at = now() + interval '10 days' "
                 "WHERE next_check_at IS NOT NULL")
         idle_config = env.write_config("idle", env.api_url, rps)
@@ -460,30 +526,12 @@ def bench_steady(build_dir, results, orders):
         idle_rate = (proc_cpu(idle.pid) - c0) / 30
         env.stop(idle)
         cpu_per_hour = cpu + idle_rate * (3600 - hour_s)
-        # The policy's minimum per hour: each hourly-tier order checked once (or its type's list
-        # walked when that is fewer requests), the 6-hourly tier once per 6 h, one discovery page
-        # per list every 5 min, and a full walk per 24 h.
-        nonterminal_by_type = {}
-        for row in env.sql("SELECT order_type || '=' || count(*) FILTER (WHERE check_reason IN "
-                           "('awaiting_carrier_data','completed_grace')) || '=' || "
-                           "count(*) FILTER (WHERE check_reason = 'carrier_tracking') "
-                           "FROM mailtrail.orders GROUP BY order_type").split():
-            t, h, c = row.split("=")
-            nonterminal_by_type[t] = int(h) + int(c) / 6
-        full_pages = minimal_pages(counts, per_envelope)
-        poll_min = 0.0
-        for t, due in nonterminal_by_type.items():
-            if t in counts:
-                poll_min += min(due, max(1, math.ceil(counts[t] / PAGE)))
-            else:
-                poll_min += due
-        discovery_min = 12 * (len(counts) + 1 + len(per_envelope))
-        minimum = poll_min + discovery_min + full_pages / 24
-        log(f"hourly tier {hourly}, 6-hourly {six_hourly}; sim events/h {events:.0f}; "
+        log(f"hourly tier {hourly}, 6-hourly {six_hourly}; "
             f"orders changed/h {changed_orders:.0f} ({100 * changed_orders / stored:.1f} %), "
             f"change rows/h {changes:.0f}; requests/h {requests:.0f} (minimum {minimum:.0f}: "
             f"polls {poll_min:.0f}, discovery {discovery_min}, full scan {full_pages / 24:.0f}); "
-            f"CPU {cpu:.2f} s per compressed hour + idle {idle_rate * 1000:.2f} ms/s")
+            f"CPU {cpu:.2f} s per compressed hour + idle {idle_rate * 1000:.2f} ms/s; "
+            f"stepped {stepped:.0f}/h, refused {stepper.refused}")
         ratio = requests / minimum
         results.add(f"sync 2 steady state requests/h ({stored} orders, "
                     f"{100 * changed_orders / stored:.1f} % changed/h)",
@@ -684,6 +732,8 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     build_dir, which = sys.argv[1], sys.argv[2]
+    # SIGTERM (a timeout, Ctrl-C in a wrapper) unwinds through the cleanups: no stray daemons.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     override = os.environ.get("MAILTRAIL_BENCH_ORDERS")
     results = Results()
     try:
