@@ -150,9 +150,9 @@ TEST(ViewsEquivalence, RewrittenViewsReturnWhatThe0004DefinitionsReturned) {
   }
   // The edge cases reach the views.
   EXPECT_EQ(
-      tx.exec(
-            "SELECT count(*) FROM mailtrail.status_durations WHERE order_id LIKE 'letter_e%'")[0][0]
-          .as<long>(),
+      tx.exec("SELECT count(*) FROM mailtrail.status_durations WHERE order_id ~ '^letter_e[1-5]$'")
+          [0][0]
+              .as<long>(),
       10);
   // letter_e2: nested address (CA), delivered at its earliest delivered event.
   EXPECT_EQ(tx.exec("SELECT orders_delivered FROM mailtrail.delivery_performance "
