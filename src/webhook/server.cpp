@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,19 @@ struct Server::State {
   ServerOptions options;
   RecordFn record;
   TriggerFn trigger;
+  GroupCommit group_commit;  // used when group_commit.record is set
+
+  /// A delivery waiting for its batch. `done` never expires by itself: the flusher cancels it.
+  struct Pending {
+    explicit Pending(const net::any_io_executor& executor) : done(executor) {}
+    domain::WebhookDelivery delivery;
+    std::optional<RecordOutcome> outcome;
+    net::steady_timer done;
+  };
+  // Touched only on `executor`.
+  std::deque<std::shared_ptr<Pending>> pending;
+  bool flushing = false;
+  std::atomic<std::size_t> waiting{0};  // pending.size(), readable from any thread
 
   // Touched only on `executor` (after Start).
   std::unique_ptr<tcp::acceptor> acceptor;
@@ -84,6 +98,72 @@ std::optional<std::string> RefusedPayload(const std::string& body) {
   return nlohmann::json(body).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+/// Stores queued deliveries batch by batch until none is left: whatever arrived while one batch
+/// was being stored forms the next (group commit). Runs on the state's executor, one at a time.
+net::awaitable<void> FlushPending(StatePtr state) {
+  while (!state->pending.empty()) {
+    const std::size_t take =
+        std::min(state->pending.size(), std::max<std::size_t>(state->group_commit.max_batch, 1));
+    std::vector<std::shared_ptr<Server::State::Pending>> batch(
+        state->pending.begin(), state->pending.begin() + static_cast<std::ptrdiff_t>(take));
+    state->pending.erase(state->pending.begin(),
+                         state->pending.begin() + static_cast<std::ptrdiff_t>(take));
+    state->waiting = state->pending.size();
+    std::vector<domain::WebhookDelivery> deliveries;
+    deliveries.reserve(batch.size());
+    for (auto& p : batch) deliveries.push_back(std::move(p->delivery));
+    std::vector<RecordOutcome> outcomes;
+    try {
+      outcomes = co_await state->group_commit.record(std::move(deliveries));
+      if (outcomes.size() != batch.size()) {
+        spdlog::error("webhook: group commit returned {} outcomes for {} deliveries",
+                      outcomes.size(), batch.size());
+        outcomes.clear();
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("webhook: recording a batch of {} deliveries failed: {}", batch.size(),
+                    e.what());
+      outcomes.clear();
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      batch[i]->outcome =
+          outcomes.empty() ? RecordOutcome{RecordStatus::kUnavailable, 0} : outcomes[i];
+      batch[i]->done.cancel();
+    }
+  }
+  state->flushing = false;
+}
+
+/// Records one delivery through the configured path: RecordFn directly, or a place in the next
+/// group-commit batch.
+net::awaitable<RecordOutcome> RecordOne(StatePtr state, domain::WebhookDelivery delivery) {
+  if (!state->group_commit.record) co_return co_await state->record(std::move(delivery));
+  auto pending = std::make_shared<Server::State::Pending>(state->executor);
+  pending->delivery = std::move(delivery);
+  pending->done.expires_at(net::steady_timer::time_point::max());
+  state->pending.push_back(pending);
+  state->waiting = state->pending.size();
+  if (!state->flushing) {
+    state->flushing = true;
+    net::co_spawn(state->executor, FlushPending(state), [state](const std::exception_ptr& error) {
+      state->flushing = false;
+      if (!error) return;
+      LogIfFailed(error, "group commit");
+      // Whoever still waits is answered 503 (their batch was not stored) rather than never.
+      for (auto& p : state->pending) p->done.cancel();
+      state->pending.clear();
+      state->waiting = 0;
+    });
+  }
+  // Single-threaded executor: the flusher cannot run between this check and the wait.
+  if (!pending->outcome) {
+    beast::error_code ec;  // operation_aborted: the flusher is done with this delivery
+    co_await pending->done.async_wait(net::redirect_error(net::use_awaitable, ec));
+  }
+  if (!pending->outcome) co_return RecordOutcome{RecordStatus::kUnavailable, 0};
+  co_return *pending->outcome;
+}
+
 struct Handled {
   Response response;
   std::string result;  // the counter key
@@ -118,7 +198,7 @@ net::awaitable<Response> HandleDelivery(StatePtr state, Headers headers, std::st
 
   RecordOutcome outcome;
   try {
-    outcome = co_await state->record(std::move(delivery));
+    outcome = co_await RecordOne(state, std::move(delivery));
   } catch (const std::exception& e) {
     spdlog::error("webhook: recording a delivery failed: {}", e.what());
     outcome = RecordOutcome{RecordStatus::kUnavailable, 0};
@@ -308,6 +388,12 @@ Server::Server(net::any_io_executor executor, ServerOptions options, RecordFn re
   state_->trigger = std::move(trigger);
 }
 
+Server::Server(net::any_io_executor executor, ServerOptions options, GroupCommit record,
+               TriggerFn trigger)
+    : Server(std::move(executor), std::move(options), RecordFn{}, std::move(trigger)) {
+  state_->group_commit = std::move(record);
+}
+
 Server::~Server() = default;
 
 void Server::Start() {
@@ -342,6 +428,8 @@ std::map<std::string, std::uint64_t> Server::Counts() const {
   std::lock_guard lock(state_->counts_mutex);
   return state_->counts;
 }
+
+std::size_t Server::WaitingForRecording() const { return state_->waiting.load(); }
 
 std::map<std::string, std::uint64_t> Server::RefusalCounts() const {
   std::lock_guard lock(state_->counts_mutex);

@@ -41,6 +41,22 @@ using RecordStatus = domain::DeliveryRecordStatus;
 /// (`co_spawn(db, ..., use_awaitable)`), so the listener never waits on SQL itself. An exception
 /// is treated as kUnavailable.
 using RecordFn = std::function<net::awaitable<RecordOutcome>(domain::WebhookDelivery)>;
+/// Stores several deliveries at once (group commit) and reports one outcome per delivery, in
+/// order. Same contract as RecordFn otherwise: it must not block the listener's executor (hop to
+/// the DB executor), and an exception (or a wrong number of outcomes) makes every delivery of the
+/// batch kUnavailable.
+using RecordBatchFn =
+    std::function<net::awaitable<std::vector<RecordOutcome>>(std::vector<domain::WebhookDelivery>)>;
+
+/// Selects the Server's group-commit mode: deliveries that arrive while a batch is being stored
+/// wait and go together in the next one (at most `max_batch`), so under load the database sees
+/// one statement and one commit per batch; at low load a batch is a single delivery and nothing
+/// waits. Each delivery is still answered only after its batch is stored.
+struct GroupCommit {
+  RecordBatchFn record;
+  std::size_t max_batch = 256;
+};
+
 /// Asks for an immediate refresh of `order`, named by the recorded delivery `delivery_id`. Called
 /// on the listener's executor; must not block (enqueue and return).
 using TriggerFn = std::function<void(domain::OrderRef order, std::int64_t delivery_id)>;
@@ -50,7 +66,7 @@ using TriggerFn = std::function<void(domain::OrderRef order, std::int64_t delive
 /// Each request has deadlines for header, body and response; bodies over `max_body` get 413 and
 /// the connection is closed; other paths 404, other methods on the path 405 (`Allow: POST`); an
 /// unparseable request 400 and close. A delivery is verified (Verify), recorded through RecordFn
-/// (refused ones too), and only then answered:
+/// or GroupCommit (refused ones too), and only then answered:
 ///  - refused: its 400/401 (`text/plain` body = the reason code);
 ///  - verified and recorded: 200, and TriggerFn is called for an order event; other event types
 ///    are acknowledged with 200 and trigger nothing ("ignored");
@@ -65,6 +81,9 @@ using TriggerFn = std::function<void(domain::OrderRef order, std::int64_t delive
 class Server {
  public:
   Server(net::any_io_executor executor, ServerOptions options, RecordFn record, TriggerFn trigger);
+  /// The same listener recording through group commit (see GroupCommit).
+  Server(net::any_io_executor executor, ServerOptions options, GroupCommit record,
+         TriggerFn trigger);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -81,6 +100,9 @@ class Server {
   /// `ignored` (verified non-order event recorded), `duplicate`, `refused_400`, `refused_401`,
   /// `unavailable`, `too_large`, `not_found`, `method_not_allowed`, `bad_request`.
   std::map<std::string, std::uint64_t> Counts() const;
+  /// Deliveries waiting for a group-commit batch to start (not counting the batch being stored);
+  /// always 0 without GroupCommit.
+  std::size_t WaitingForRecording() const;
   /// Refused deliveries by rejection reason code.
   std::map<std::string, std::uint64_t> RefusalCounts() const;
 
