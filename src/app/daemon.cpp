@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "app/paths.hpp"
@@ -14,6 +15,7 @@
 #include "store/migrator.hpp"
 #include "store/webhook_repository.hpp"
 #include "webhook/server.hpp"
+#include "webhook/verify.hpp"
 
 namespace mailtrail::app {
 namespace {
@@ -51,6 +53,27 @@ net::awaitable<void> MarkProcessed(sync::DbExecutor* db, std::vector<std::int64_
     for (const auto id : ids) repository.MarkProcessed(id, now);
   };
   co_await db->Run(std::move(mark));
+}
+
+// Verified deliveries whose refresh never ran: a 200 was answered, then the process died (kill,
+// crash) or stopped with the refresh still queued. The stored payload names the order again.
+net::awaitable<std::vector<std::pair<domain::OrderRef, std::int64_t>>> LoadUnprocessed(
+    sync::DbExecutor* db) {
+  auto load = [](store::Database& database) {
+    std::vector<std::pair<domain::OrderRef, std::int64_t>> pending;
+    pqxx::read_transaction tx(database.Get());
+    for (const auto& row :
+         tx.exec("SELECT id, payload::text FROM mailtrail.webhook_deliveries WHERE verified AND "
+                 "processed_at IS NULL AND order_id IS NOT NULL AND payload IS NOT NULL "
+                 "ORDER BY id LIMIT 100000")) {
+      const auto payload = nlohmann::json::parse(row[1].c_str(), nullptr, false);
+      if (payload.is_discarded()) continue;
+      const webhook::Event event = webhook::ParseEvent(payload);
+      if (event.order) pending.emplace_back(*event.order, row[0].as<std::int64_t>());
+    }
+    return pending;
+  };
+  co_return co_await db->Run(std::move(load));
 }
 
 void LogIfFailed(std::exception_ptr error, const char* what) {
@@ -440,6 +463,22 @@ int RunDaemon(const config::Config& config, const CommandLine& line) {
         runtime->scheduler->Start();
         sd_notify(0, "READY=1\nSTATUS=migrations applied, listening, syncing");
         spdlog::info("mailtrail is running");
+        // A delivery answered 200 promised a refresh; the previous run may have died before it.
+        try {
+          const auto pending = co_await LoadUnprocessed(runtime->db.get());
+          if (!pending.empty()) {
+            spdlog::info(
+                "refreshing the orders of {} webhook deliveries a previous run accepted "
+                "but did not process",
+                pending.size());
+          }
+          for (const auto& [ref, delivery_id] : pending) {
+            if (state->stopping) break;
+            runtime->scheduler->Trigger(ref, delivery_id);
+          }
+        } catch (const std::exception& e) {
+          spdlog::warn("could not load unprocessed webhook deliveries: {}", e.what());
+        }
       }(&runtime, &state, migrations, &startup_timer, &webhook_server, &config),
       [&](std::exception_ptr error) {
         if (!error) return;
