@@ -275,7 +275,10 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
       co_await db_.Run(std::move(save_position));
     }
     if (since && outcome.items > 0 && outcome.oldest_created_before_since == outcome.items) break;
-    if (!full_scan && outcome.new_orders == 0 && outcome.changed == 0) break;
+    // Discovery looks for new orders (contract: "until a page holds only known orders"); changed
+    // ones on the page are recorded, but walking on for them would cost pages that the polls
+    // cover anyway (with 10 % of orders changing per hour most pages hold one).
+    if (!full_scan && outcome.new_orders == 0) break;
   }
   if (save_backfill && !stopping_) {
     const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, true};
@@ -321,8 +324,8 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
         const PageOutcome outcome = co_await syncer_.ApplyPage(std::move(*orders_page), source,
                                                                envelope_id, since, due_before);
         Merge(result, outcome);
-        news += outcome.new_orders + outcome.changed;
-        if (!full_scan && outcome.new_orders == 0 && outcome.changed == 0) break;
+        news += outcome.new_orders;
+        if (!full_scan && outcome.new_orders == 0) break;
       }
     }
     ++result.pages;
