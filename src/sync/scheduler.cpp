@@ -115,23 +115,32 @@ net::awaitable<bool> Scheduler::Sleep(net::steady_timer& timer,
 }
 
 void Scheduler::MarkDueLater(domain::OrderRef ref, domain::Timestamp when, std::string reason) {
-  net::co_spawn(executor_, db_.Run([id = ref.id, when, reason](store::Database& database) {
-    store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
-    return repository.Reschedule(id, when, reason);
-  }),
-                [id = ref.id, reason](std::exception_ptr error, bool rescheduled) {
-                  if (error) {
-                    try {
-                      std::rethrow_exception(error);
-                    } catch (const std::exception& e) {
-                      spdlog::error("could not reschedule order {} ({}): {}; the lease retries it",
-                                    id, reason, e.what());
-                    }
-                  } else if (!rescheduled) {
-                    spdlog::info("order {} is not stored yet ({}); discovery will record it", id,
-                                 reason);
-                  }
-                });
+  net::co_spawn(
+      executor_, db_.Run([id = ref.id, when, reason](store::Database& database) {
+        store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
+        return repository.Reschedule(id, when, reason);
+      }),
+      [this, ref, when, reason](std::exception_ptr error, bool rescheduled) {
+        if (error) {
+          try {
+            std::rethrow_exception(error);
+          } catch (const std::exception& e) {
+            spdlog::error("could not reschedule order {} ({}): {}; trying again in {} ms", ref.id,
+                          reason, e.what(), options_.error_backoff.count());
+          }
+          // Nothing else remembers this order: a webhook refresh that failed because
+          // the database went away would otherwise wait for the order's regular check
+          // (an hour or more), although its delivery was accepted. Keep trying.
+          if (stopping_) return;
+          auto timer = std::make_shared<net::steady_timer>(executor_, options_.error_backoff);
+          timer->async_wait(
+              [this, timer, ref, when, reason](const boost::system::error_code& wait_error) {
+                if (!wait_error && !stopping_) MarkDueLater(ref, when, reason);
+              });
+        } else if (!rescheduled) {
+          spdlog::info("order {} is not stored yet ({}); discovery will record it", ref.id, reason);
+        }
+      });
 }
 
 // ---- polling -----------------------------------------------------------------------------
