@@ -465,7 +465,10 @@ net::awaitable<void> Scheduler::MaybeListPoll(domain::OrderType type) {
   const domain::Timestamp now = syncer_.Now();
   const auto it = next_list_poll_.find(type);
   if (it != next_list_poll_.end() && now < it->second) co_return;
-  next_list_poll_[type] = After(now, options_.poll_interval);
+  // The next walk starts 5 % of the interval early: the orders this walk checks are due again
+  // 100-110 % of the interval later (DecideSchedule's jitter), and a walk that started even a few
+  // seconds late would find the early-jittered ones already GET by the poll loop.
+  next_list_poll_[type] = After(now, options_.poll_interval - options_.poll_interval / 20);
   const domain::Timestamp horizon = After(now, options_.poll_interval);
   auto count = [type, horizon](store::Database& database) {
     store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
