@@ -157,6 +157,13 @@ net::awaitable<void> Scheduler::RefreshWorker(std::shared_ptr<Batch> batch, stor
       if (e.kind() == postgrid::ApiErrorKind::kNotFound) {
         spdlog::warn("order {} is not found at PostGrid any more; checking again later", ref.id);
         MarkDueLater(ref, After(syncer_.Now(), options_.not_found_retry), "not_found_at_postgrid");
+      } else if (e.kind() == postgrid::ApiErrorKind::kTransient) {
+        // The client gave up its retries: try again after the error backoff rather than when
+        // the lease ends (minutes at an hourly interval), so that changes a webhook announced
+        // during a PostGrid outage land soon after it ends.
+        spdlog::warn("refresh of {} failed ({}); retried in {} ms", ref.id, e.what(),
+                     options_.error_backoff.count());
+        MarkDueLater(ref, After(syncer_.Now(), options_.error_backoff), "refresh_failed");
       } else {
         spdlog::warn("refresh of {} failed ({}); retried when its lease ends", ref.id, e.what());
       }
