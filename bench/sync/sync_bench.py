@@ -432,8 +432,8 @@ class Stepper(threading.Thread):
 def bench_steady(build_dir, results, orders):
     # One simulated hour per `scale` real seconds. Every interval of the daemon is divided by the
     # same factor, so per simulated hour it does the work it would do in a real hour.
-    speed = float(os.environ.get("MAILTRAIL_BENCH_SPEED", "60"))
-    hours = float(os.environ.get("MAILTRAIL_BENCH_HOURS", "3"))
+    speed = float(os.environ.get("MAILTRAIL_BENCH_SPEED", "30"))
+    hours = float(os.environ.get("MAILTRAIL_BENCH_HOURS", "2"))
     rps = 200.0
     hour_s = 3600.0 / speed
     env = Env(build_dir, "steady")
