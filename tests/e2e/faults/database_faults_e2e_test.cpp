@@ -65,13 +65,27 @@ class DatabaseFaultsE2eTest : public ::testing::Test {
   /// The world, the daemon on the test's own PostgreSQL, everything recorded and API traffic
   /// quiet. Webhooks are the trigger: polls, discovery and full scans are an hour apart, so a
   /// change only lands if its delivery (or the simulator's retry of it) is handled.
+  /// The simulated clock starts at the wall clock, so completed orders stay watched for
+  /// poll.completed_grace as in production (their late IMB scans are changes to record).
   void StartWorld(const std::string& seed) {
     sim_ = std::make_unique<SimProcess>(std::vector<std::string>{
         "--orders", "60", "--seed", seed, "--paused", "--history-days", "0", "--live-fraction", "1",
-        "--start", "2026-03-10T15:00:00.000Z", "--webhook-url", webhook_url(), "--webhook-secret",
-        kSecret, "--webhook-format", "jwt"});
+        "--webhook-url", webhook_url(), "--webhook-secret", kSecret, "--webhook-format", "jwt"});
     world_ = SimOrders(*sim_, true);
     ASSERT_GE(world_.size(), 40u);
+    // The private server runs with synchronous_commit=off, under which a crash loses commits it
+    // already acknowledged: the daemon would be blamed for writes PostgreSQL dropped. Sessions of
+    // this database get the production default back (a database setting beats the command line).
+    {
+      pqxx::connection connection(postgres_.dsn());
+      pqxx::nontransaction tx(connection);
+      tx.exec("ALTER DATABASE postgres SET synchronous_commit = on");
+    }
+    {
+      pqxx::connection connection(postgres_.dsn());
+      pqxx::nontransaction tx(connection);
+      ASSERT_EQ(tx.exec("SHOW synchronous_commit")[0][0].as<std::string>(), "on");
+    }
     for (const auto& [id, order] : world_) active_.insert(id);
     MailtrailConfig config;
     config.api_url = sim_->api_url();
