@@ -278,10 +278,12 @@ TEST_F(CrashE2eTest, KillNineAtRandomMomentsLosesNothing) {
   config.api_key = kLiveKey;
   config.database_url = database.dsn();
   config.requests_per_second = 400;
-  config.interval = "2s";
-  config.carrier_interval = "3s";
-  config.discovery_interval = "2s";
-  config.full_scan_interval = "15s";
+  // Polls back webhooks up without swamping the one database thread: list polls of all 2,000
+  // orders every 2 s delayed webhook refreshes past the 3 s between changes.
+  config.interval = "6s";
+  config.carrier_interval = "6s";
+  config.discovery_interval = "5s";
+  config.full_scan_interval = "20s";
   config.webhook_port = webhook_port_;
   config.metrics_port = metrics_port_;
   config.secrets = {kJwtSecret, kJsonSecret};
