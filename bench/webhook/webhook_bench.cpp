@@ -11,7 +11,7 @@
 //     webhook_deliveries as verified, per second of the burst; response p50/p99.
 //     Targets: >= 5,000/s, p99 < 50 ms, and no 2xx for a delivery that is not stored.
 //
-//   webhook_bench latency [--rate R] [--seconds S] [--orders M]
+//   webhook_bench latency [--rate R] [--seconds S] [--orders M (default 2000)]
 //     R real changes per second made in the simulator (one planned step of a live order each,
 //     round robin so an order's steps are seconds apart); the simulator announces each by one
 //     webhook (JWT for letters, postcards, cheques and self-mailers, JSON for boxes and snap
@@ -43,6 +43,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -90,6 +91,7 @@ Options ParseOptions(int argc, char** argv) {
   Options options;
   if (argc < 2) throw std::invalid_argument("usage: webhook_bench ingest|latency [options]");
   options.mode = argv[1];
+  bool orders_given = false;
   for (int i = 2; i < argc; ++i) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
@@ -102,13 +104,17 @@ Options ParseOptions(int argc, char** argv) {
       options.connections = std::stoi(value);
     } else if (flag == "--orders") {
       options.orders = std::stoi(value);
+      orders_given = true;
     } else if (flag == "--rate") {
       options.rate = std::stod(value);
     } else {
       throw std::invalid_argument("unknown flag " + flag);
     }
   }
+  // Latency: enough orders that each is stepped once every ~15 s at most, so a step's row is not
+  // confused with the next step's of the same order.
   if (options.mode == "latency" && options.seconds == 20) options.seconds = 30;
+  if (options.mode == "latency" && !orders_given) options.orders = 2000;
   return options;
 }
 
@@ -127,6 +133,14 @@ std::string Fixed(double value, int decimals) {
   char text[64];
   std::snprintf(text, sizeof text, "%.*f", decimals, value);
   return text;
+}
+
+/// The 1-minute load average, for the record beside figures measured on a shared machine.
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string first;
+  in >> first;
+  return first.empty() ? "?" : first;
 }
 
 double Percentile(std::vector<double> values, double p) {
@@ -208,6 +222,20 @@ class Daemon {
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
     return -1;
+  }
+  /// User + system CPU seconds the daemon has used so far (/proc/PID/stat), 0 if unreadable.
+  double CpuSeconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = text.rfind(')');  // the command name may hold spaces
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(text.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
   }
   std::string Log() const {
     std::ifstream in(log_path_);
@@ -404,6 +432,7 @@ int RunIngest(const Options& options) {
   state.status.assign(prepared.size(), 0);
   state.latency_ms.assign(prepared.size(), 0);
   net::io_context io;
+  const double cpu_before = world.daemon().CpuSeconds();
   state.start = Clock::now();
   state.stop_sending = state.start + std::chrono::duration_cast<Clock::duration>(
                                          std::chrono::duration<double>(options.seconds));
@@ -425,6 +454,8 @@ int RunIngest(const Options& options) {
   io.stop();
   runner.join();
   const double burst_s = std::chrono::duration<double>(state.last_response - state.start).count();
+  // Includes the refreshes the deliveries triggered (GET, diff, write) and their bookkeeping.
+  const double cpu_s = world.daemon().CpuSeconds() - cpu_before;
 
   long sent = 0;
   long ok = 0;
@@ -456,6 +487,7 @@ int RunIngest(const Options& options) {
   const long ok_not_stored = ok - confirmed;
 
   const double rate = burst_s > 0 ? static_cast<double>(confirmed) / burst_s : 0;
+  const double cpu_us = confirmed > 0 ? cpu_s * 1e6 / static_cast<double>(confirmed) : 0;
   const double p50 = Percentile(latencies, 0.50);
   const double p99 = Percentile(latencies, 0.99);
   std::cout << "ingest: " << sent << " answered (" << by_class[2] << " 2xx, " << by_class[4]
@@ -468,7 +500,12 @@ int RunIngest(const Options& options) {
             << " ms, p99 " << Fixed(p99, 2) << " ms (target < 50), max "
             << Fixed(latencies.empty() ? 0 : *std::max_element(latencies.begin(), latencies.end()),
                      2)
-            << " ms" << std::endl;
+            << " ms\n"
+            << "ingest: daemon CPU " << Fixed(cpu_s, 2) << " s for the burst = " << Fixed(cpu_us, 0)
+            << " us per recorded delivery (refreshes included), i.e. "
+            << Fixed(cpu_us > 0 ? 1e6 / cpu_us : 0, 0)
+            << " deliveries/s per core the daemon gets; load average " << LoadAverage()
+            << std::endl;
   const std::string metrics = e2e::LocalGet(world.metrics_port(), "/metrics").body;
   for (const char* name : {"mailtrail_webhook_deliveries_total", "mailtrail_webhook_overflow_total",
                            "mailtrail_database_errors_total"}) {
@@ -485,7 +522,8 @@ int RunIngest(const Options& options) {
   const bool honest = ok_not_stored == 0;
   Report("webhook ingest: verified deliveries recorded per second (" + std::to_string(confirmed) +
              " in " + Fixed(burst_s, 1) + " s, " + std::to_string(options.connections) +
-             " keep-alive connections)",
+             " keep-alive connections; daemon CPU " + Fixed(cpu_us, 0) +
+             " us/delivery; load average " + LoadAverage() + ")",
          Fixed(rate, 0) + "/s", ">= 5000/s", rate_ok);
   Report("webhook ingest: response time p50 / p99", Fixed(p50, 1) + " / " + Fixed(p99, 1) + " ms",
          "p99 < 50 ms", p99_ok);
@@ -708,7 +746,7 @@ int RunLatency(const Options& options) {
   const bool complete = missing == 0;
   Report("webhook -> order_changes row at " + Fixed(achieved_rate, 0) + " deliveries/s (" +
              std::to_string(latencies.size()) + " changes; daemon histogram p50 " + hist_p50 +
-             ", p99 " + hist_p99 + ")",
+             ", p99 " + hist_p99 + "; load average " + LoadAverage() + ")",
          "p50 " + Fixed(p50, 1) + " ms, p99 " + Fixed(p99, 1) + " ms", "p99 < 500 ms at 100/s",
          rate_ok && p99_ok);
   Report("webhook latency: changes that never reached order_changes", std::to_string(missing), "0",
