@@ -37,11 +37,13 @@ struct DaemonState {
   std::string not_ready_reason = "migrations not applied yet";
 };
 
-net::awaitable<domain::DeliveryRecordOutcome> RecordDelivery(sync::DbExecutor* db,
-                                                             domain::WebhookDelivery delivery) {
-  auto record = [delivery = std::move(delivery)](store::Database& database) {
+// Group commit: the listener hands over every delivery that arrived while the previous batch was
+// being stored; one statement records them all.
+net::awaitable<std::vector<domain::DeliveryRecordOutcome>> RecordDeliveries(
+    sync::DbExecutor* db, std::vector<domain::WebhookDelivery> deliveries) {
+  auto record = [deliveries = std::move(deliveries)](store::Database& database) {
     store::WebhookRepository repository(database.Get());
-    return repository.RecordDelivery(delivery);
+    return repository.RecordDeliveries(deliveries);
   };
   co_return co_await db->Run(std::move(record));
 }
@@ -50,7 +52,7 @@ net::awaitable<void> MarkProcessed(sync::DbExecutor* db, std::vector<std::int64_
   const domain::Timestamp now = SystemNow();
   auto mark = [ids = std::move(ids), now](store::Database& database) {
     store::WebhookRepository repository(database.Get());
-    for (const auto id : ids) repository.MarkProcessed(id, now);
+    repository.MarkProcessed(ids, now);
   };
   co_await db->Run(std::move(mark));
 }
@@ -370,7 +372,9 @@ int RunDaemon(const config::Config& config, const CommandLine& line) {
   auto* scheduler = runtime.scheduler.get();
   webhook::Server webhook_server(
       io.get_executor(), webhook_options,
-      [db](domain::WebhookDelivery delivery) { return RecordDelivery(db, std::move(delivery)); },
+      webhook::GroupCommit{[db](std::vector<domain::WebhookDelivery> deliveries) {
+        return RecordDeliveries(db, std::move(deliveries));
+      }},
       [scheduler](domain::OrderRef ref, std::int64_t delivery_id) {
         scheduler->Trigger(std::move(ref), delivery_id);
       });
