@@ -154,6 +154,7 @@ net::awaitable<void> Scheduler::RefreshWorker(std::shared_ptr<Batch> batch, stor
       slot->second.push_back(std::move(object));
     } catch (const postgrid::ApiError& e) {
       ++batch->result.failures;
+      syncer_.CountRefreshFailures(1);
       if (e.kind() == postgrid::ApiErrorKind::kNotFound) {
         spdlog::warn("order {} is not found at PostGrid any more; checking again later", ref.id);
         MarkDueLater(ref, After(syncer_.Now(), options_.not_found_retry), "not_found_at_postgrid");
@@ -169,6 +170,7 @@ net::awaitable<void> Scheduler::RefreshWorker(std::shared_ptr<Batch> batch, stor
       }
     } catch (const std::exception& e) {
       ++batch->result.failures;
+      syncer_.CountRefreshFailures(1);
       spdlog::warn("refresh of {} failed: {}; retried when its lease ends", ref.id, e.what());
     }
   }
@@ -211,8 +213,10 @@ net::awaitable<PassResult> Scheduler::RefreshAll(std::vector<store::DueOrder> du
       batch->result.refreshed += outcome.new_orders + outcome.changed + outcome.rechecked;
       batch->result.failures += outcome.failed;
       batch->result.changes += outcome.changes;
+      syncer_.CountRefreshFailures(outcome.failed);
     } catch (const std::exception& e) {
       batch->result.failures += count;
+      syncer_.CountRefreshFailures(count);
       spdlog::warn("could not record {} refreshed orders: {}; retried when their leases end", count,
                    e.what());
     }

@@ -77,6 +77,9 @@ class Syncer {
                                             std::string envelope_id);
 
   const SyncCounters& counters() const { return counters_; }
+  /// For callers that fetch themselves and record through ApplyPage (the scheduler's polling):
+  /// counts refreshes that failed before or while being recorded, as Refresh counts its own.
+  void CountRefreshFailures(std::uint64_t failures) { counters_.refresh_failures += failures; }
   domain::Timestamp Now() const { return clock_(); }
 
  private:

@@ -1,0 +1,132 @@
+// Scheduler polling (RefreshDue) against a scripted PostGrid and a real PostgreSQL: the fetched
+// orders of a claim are written together, and every order that could not be fetched or read is
+// counted as a failed refresh (mailtrail_refresh_failures_total) and written nowhere.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+
+#include "app/runtime.hpp"
+#include "config/config.hpp"
+#include "pg_test_database.hpp"
+#include "store/database.hpp"
+#include "store/migrator.hpp"
+#include "support/fake_postgrid.hpp"
+
+namespace mailtrail::sync {
+namespace {
+
+using postgrid::testing::FakePostGrid;
+using postgrid::testing::FakeRequest;
+using postgrid::testing::FakeResponse;
+
+nlohmann::json Letter(const std::string& id, const std::string& status,
+                      const std::string& updated_at) {
+  return {{"id", id},
+          {"object", "letter"},
+          {"live", false},
+          {"status", status},
+          {"createdAt", "2026-11-20T10:00:00.000Z"},
+          {"updatedAt", updated_at}};
+}
+
+class SchedulerPgTest : public ::testing::Test {
+ protected:
+  config::Config MakeConfig(const std::string& base_url) const {
+    const std::string yaml = "postgrid:\n  base_url: " + base_url +
+                             "\n  api_key: test_sk_scheduler\n  order_types: [letters]\n"
+                             "  requests_per_second: 1000\n  timeout: 2s\n"
+                             "database:\n  url: " +
+                             database_.dsn() + "\n";
+    return config::LoadConfigFromString(
+        yaml, "scheduler_pgtest.yaml",
+        [](const char*) -> std::optional<std::string> { return std::nullopt; });
+  }
+
+  void SetUp() override {
+    pqxx::connection connection(database_.dsn());
+    store::Migrate(connection, std::filesystem::path(MAILTRAIL_SOURCE_DIR) / "migrations");
+  }
+
+  std::string Query(const std::string& sql) {
+    pqxx::connection connection(database_.dsn());
+    pqxx::work work(connection);
+    const auto row = work.exec1(sql);
+    return row[0].is_null() ? "NULL" : row[0].c_str();
+  }
+
+  testing::TestDatabase database_;
+};
+
+TEST_F(SchedulerPgTest, PollingRecordsTheFetchedOrdersAndCountsEveryFailedRefresh) {
+  const std::string list_path = std::string(FakePostGrid::kPrefix) + "/letters";
+  // Discovery sees three ready letters; the polls that follow find one printing, one failing
+  // with 500 on every attempt, one answering a status that is not a string.
+  bool polling = false;
+  FakePostGrid api([&](const FakeRequest& request) {
+    FakeResponse response;
+    if (request.target.rfind(list_path + "?", 0) == 0) {
+      nlohmann::json data = nlohmann::json::array();
+      for (const char* id : {"letter_c", "letter_b", "letter_a"}) {
+        data.push_back(Letter(id, "ready", "2026-11-20T10:00:00.000Z"));
+      }
+      response.body = nlohmann::json{
+          {"object", "list"},
+          {"limit", 100},
+          {"skip", 0},
+          {"totalCount", 3},
+          {"data", data}}.dump();
+    } else if (polling && request.target == list_path + "/letter_a") {
+      response.body = Letter("letter_a", "printing", "2026-11-21T10:00:00.000Z").dump();
+    } else if (polling && request.target == list_path + "/letter_b") {
+      response.status = 500;
+      response.body = R"({"object":"error","error":{"type":"internal_error","message":"x"}})";
+    } else if (polling && request.target == list_path + "/letter_c") {
+      auto order = Letter("letter_c", "printing", "2026-11-21T10:00:00.000Z");
+      order["status"] = 42;
+      response.body = order.dump();
+    } else {
+      response.status = 404;
+      response.body = R"({"object":"error","error":{"type":"not_found_error","message":"no"}})";
+    }
+    return response;
+  });
+
+  app::Runtime runtime(MakeConfig(api.base_url()));
+  const PassResult discovered =
+      app::RunToCompletion(runtime.io, runtime.scheduler->Discover(/*full_scan=*/true));
+  ASSERT_EQ(discovered.new_orders, 3u);
+  ASSERT_EQ(runtime.syncer->counters().refresh_failures.load(), 0u);
+
+  // Make all three due now, as an hour passing would.
+  {
+    pqxx::connection connection(database_.dsn());
+    pqxx::work work(connection);
+    work.exec0("UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second'");
+    work.commit();
+  }
+  polling = true;
+  const PassResult polled = app::RunToCompletion(runtime.io, runtime.scheduler->RefreshDue());
+
+  EXPECT_EQ(polled.failures, 2u);
+  EXPECT_EQ(runtime.syncer->counters().refresh_failures.load(), 2u);
+  EXPECT_EQ(runtime.syncer->counters().mapping_errors.load(), 1u);
+  EXPECT_EQ(Query("SELECT status FROM mailtrail.orders WHERE id = 'letter_a'"), "printing");
+  EXPECT_EQ(Query("SELECT string_agg(coalesce(old_value, 'NULL') || '->' || new_value || '/' || "
+                  "source, ', ' ORDER BY id) FROM mailtrail.order_changes "
+                  "WHERE order_id = 'letter_a' AND field = 'status'"),
+            "NULL->ready/discovery, ready->printing/poll");
+  // The two that failed keep what discovery recorded: nothing half-written, nothing lost.
+  EXPECT_EQ(Query("SELECT count(*) FROM mailtrail.order_changes WHERE order_id IN "
+                  "('letter_b', 'letter_c') AND field = 'status'"),
+            "2");
+  EXPECT_EQ(Query("SELECT string_agg(status, ',' ORDER BY id) FROM mailtrail.orders "
+                  "WHERE id IN ('letter_b', 'letter_c')"),
+            "ready,ready");
+}
+
+}  // namespace
+}  // namespace mailtrail::sync
