@@ -647,11 +647,12 @@ std::vector<DueOrder> OrderRepository::ClaimDue(domain::Timestamp now, std::size
 }
 
 bool OrderRepository::Reschedule(std::string_view id, domain::Timestamp when,
-                                 std::string_view reason) {
+                                 std::string_view reason, bool reopen_terminal) {
   pqxx::work tx(connection_);
-  const pqxx::result rows = SqlParams().Add(id).Add(when).Add(reason).Exec(tx, R"sql(
-    UPDATE mailtrail.orders SET next_check_at = $2, check_reason = $3
-    WHERE id = $1 AND NOT terminal RETURNING 1)sql");
+  const pqxx::result rows =
+      SqlParams().Add(id).Add(when).Add(reason).Add(reopen_terminal).Exec(tx, R"sql(
+    UPDATE mailtrail.orders SET next_check_at = $2, check_reason = $3, terminal = false
+    WHERE id = $1 AND (NOT terminal OR $4::boolean) RETURNING 1)sql");
   tx.commit();
   return !rows.empty();
 }

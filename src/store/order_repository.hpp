@@ -92,9 +92,12 @@ class OrderRepository {
                                  const std::vector<domain::OrderType>& types);
 
   /// Moves a non-terminal order's next check to `when` with `reason` (e.g. the order is due now
-  /// because a webhook could not be handled at once, or PostGrid no longer finds it). Returns
-  /// false when the order is not stored or is terminal.
-  bool Reschedule(std::string_view id, domain::Timestamp when, std::string_view reason);
+  /// because a webhook could not be handled at once, or PostGrid no longer finds it). With
+  /// `reopen_terminal` a terminal order is made non-terminal and due too (a webhook said it
+  /// changed after all, e.g. a late IMB scan; its next refresh decides again whether it is
+  /// terminal). Returns false when the order is not stored, or is terminal and not reopened.
+  bool Reschedule(std::string_view id, domain::Timestamp when, std::string_view reason,
+                  bool reopen_terminal = false);
 
   /// What the store holds about a listed order, to decide whether to write it.
   struct StoredState {

@@ -115,10 +115,12 @@ net::awaitable<bool> Scheduler::Sleep(net::steady_timer& timer,
 }
 
 void Scheduler::MarkDueLater(domain::OrderRef ref, domain::Timestamp when, std::string reason) {
+  // A webhook announced a change: even an order we hold as terminal must be looked at again.
+  const bool from_webhook = reason.rfind("webhook", 0) == 0;
   net::co_spawn(
-      executor_, db_.Run([id = ref.id, when, reason](store::Database& database) {
+      executor_, db_.Run([id = ref.id, when, reason, from_webhook](store::Database& database) {
         store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
-        return repository.Reschedule(id, when, reason);
+        return repository.Reschedule(id, when, reason, from_webhook);
       }),
       [this, ref, when, reason](std::exception_ptr error, bool rescheduled) {
         if (error) {
@@ -138,7 +140,8 @@ void Scheduler::MarkDueLater(domain::OrderRef ref, domain::Timestamp when, std::
                 if (!wait_error && !stopping_) MarkDueLater(ref, when, reason);
               });
         } else if (!rescheduled) {
-          spdlog::info("order {} is not stored yet ({}); discovery will record it", ref.id, reason);
+          spdlog::info("order {} is not stored yet or is terminal ({}); not rescheduled", ref.id,
+                       reason);
         }
       });
 }

@@ -232,6 +232,36 @@ TEST_F(OrderRepositoryTest, TerminalOrdersAreNeverDue) {
                   .empty());
 }
 
+TEST_F(OrderRepositoryTest, OnlyAWebhookRescheduleReopensATerminalOrder) {
+  auto repository = Repository(*connection_);
+  OrderSnapshot cancelled = Letter("cancelled", "2026-01-01T00:00:00Z");
+  cancelled.ref.id = "letter_cancelled";
+  cancelled.cancellation_reason = "user_initiated";
+  repository.Apply(cancelled, "{}", Source::kDiscovery, At("2026-01-01T01:00:00Z"));
+  const std::vector<domain::OrderType> letters = {domain::OrderType::kLetter};
+
+  EXPECT_FALSE(
+      repository.Reschedule("letter_cancelled", At("2026-01-01T02:00:00Z"), "refresh_failed"));
+  EXPECT_FALSE(repository.Reschedule("letter_unknown", At("2026-01-01T02:00:00Z"), "webhook_retry",
+                                     /*reopen_terminal=*/true));
+  EXPECT_TRUE(repository.ClaimDue(At("2026-01-01T03:00:00Z"), 100, 5min, letters).empty());
+
+  EXPECT_TRUE(repository.Reschedule("letter_cancelled", At("2026-01-01T02:00:00Z"), "webhook_retry",
+                                    /*reopen_terminal=*/true));
+  const auto due = repository.ClaimDue(At("2026-01-01T03:00:00Z"), 100, 5min, letters);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due.front().ref.id, "letter_cancelled");
+  EXPECT_EQ(due.front().check_reason, "webhook_retry");
+  // The refresh that follows decides again: still cancelled, so terminal again.
+  OrderSnapshot again = cancelled;
+  const auto result = repository.Apply(again, "{}", Source::kPoll, At("2026-01-01T03:00:01Z"));
+  EXPECT_TRUE(result.schedule.terminal);
+  EXPECT_EQ(
+      Count("SELECT count(*) FROM mailtrail.orders WHERE id = 'letter_cancelled' AND terminal "
+            "AND next_check_at IS NULL"),
+      1);
+}
+
 TEST_F(OrderRepositoryTest, ClaimDueLeasesDisjointSetsAndSkipsNotYetDue) {
   auto repository = Repository(*connection_);
   for (int i = 0; i < 20; ++i) {
