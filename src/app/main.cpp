@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   // libpq waits forever on an unanswered connect by default; bound it so a database that hangs
   // turns into an error (and a 503 for webhooks) instead of a stuck daemon. An explicit
   // PGCONNECT_TIMEOUT or connect_timeout in database.url still wins.
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): the first statement of main, before any thread.
   ::setenv("PGCONNECT_TIMEOUT", "10", /*overwrite=*/0);
   const std::vector<std::string> args(argv + 1, argv + argc);
   CommandLine line;

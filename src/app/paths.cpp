@@ -7,6 +7,7 @@ namespace mailtrail::app {
 
 std::filesystem::path ResolveMigrationsDir(const std::optional<std::string>& flag) {
   if (flag) return *flag;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in mailtrail calls setenv after start-up.
   if (const char* env = std::getenv("MAILTRAIL_MIGRATIONS_DIR"); env != nullptr && *env != '\0') {
     return env;
   }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <random>
 
 namespace mailtrail::app {
@@ -46,11 +47,13 @@ sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool l
   options.lease = std::max(options.lease, std::min(attempt_budget, config.poll.interval));
   options.not_found_retry = config.poll.interval;
   options.leader_jobs = leader_jobs;
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
-  options.hostname = host;
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) {
+    std::snprintf(host.data(), host.size(), "unknown");
+  }
+  options.hostname = host.data();
   std::random_device random;
-  options.replica_id = std::string(host) + ":" + std::to_string(::getpid()) + ":" +
+  options.replica_id = std::string(host.data()) + ":" + std::to_string(::getpid()) + ":" +
                        std::to_string(random() % 100000);
   return options;
 }
@@ -80,7 +83,7 @@ Runtime::~Runtime() {
 void RunToCompletion(net::io_context& io, net::awaitable<void> task) {
   std::exception_ptr error;
   bool done = false;
-  net::co_spawn(io, std::move(task), [&](std::exception_ptr e) {
+  net::co_spawn(io, std::move(task), [&](const std::exception_ptr& e) {
     error = e;
     done = true;
   });

@@ -46,7 +46,7 @@ template <typename T>
 T RunToCompletion(net::io_context& io, net::awaitable<T> task) {
   std::optional<T> result;
   std::exception_ptr error;
-  net::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
+  net::co_spawn(io, std::move(task), [&](const std::exception_ptr& e, T value) {
     error = e;
     if (!e) result = std::move(value);
   });

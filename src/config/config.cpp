@@ -656,6 +656,7 @@ ConfigError::ConfigError(std::string file, std::string key, int line, int column
       problem_(std::move(problem)) {}
 
 std::optional<std::string> GetEnv(const char* name) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): nothing in mailtrail calls setenv after start-up.
   const char* value = std::getenv(name);
   if (value == nullptr) return std::nullopt;
   return std::string(value);
@@ -677,7 +678,7 @@ Config LoadConfig(const std::filesystem::path& file, const EnvLookup& env) {
     const int error = errno;
     throw ConfigError(name, "", 0, 0,
                       "cannot read the config file: " +
-                          std::string(error != 0 ? std::strerror(error) : "open failed"));
+                          (error != 0 ? std::generic_category().message(error) : "open failed"));
   }
   std::ostringstream content;
   content << in.rdbuf();

@@ -1,5 +1,6 @@
 #include "domain/timestamp.hpp"
 
+#include <array>
 #include <cstdint>
 
 namespace mailtrail::domain {
@@ -26,7 +27,7 @@ bool ReadDigits(std::string_view text, std::size_t pos, std::size_t count, int& 
 }
 
 void AppendPadded(std::string& out, std::int64_t value, int width) {
-  char buffer[24];
+  std::array<char, 24> buffer{};
   int length = 0;
   // Negative years cannot come out of PostGrid; print the magnitude rather than garbage.
   std::uint64_t magnitude =

@@ -24,7 +24,9 @@ class AsyncSemaphore {
    public:
     Permit() = default;
     Permit(Permit&& other) noexcept = default;
-    Permit& operator=(Permit&& other) noexcept {
+    // Release() cancels a timer, which throws only when the reactor itself fails; terminating
+    // is the right answer then.
+    Permit& operator=(Permit&& other) noexcept {  // NOLINT(bugprone-exception-escape)
       if (this != &other) {
         Reset();
         state_ = std::move(other.state_);
@@ -33,7 +35,7 @@ class AsyncSemaphore {
     }
     Permit(const Permit&) = delete;
     Permit& operator=(const Permit&) = delete;
-    ~Permit() { Reset(); }
+    ~Permit() { Reset(); }  // NOLINT(bugprone-exception-escape): as operator= above
 
     void Reset();
     bool held() const { return state_ != nullptr; }

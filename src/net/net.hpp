@@ -34,7 +34,7 @@ namespace netio {
 /// Default deadline for one connect, TLS handshake, write or read (contract.md `postgrid.timeout`).
 inline constexpr std::chrono::seconds kDefaultTimeout{10};
 /// Default cap on a response body read by HttpConnection (PostGrid list pages are well below).
-inline constexpr std::size_t kDefaultResponseBodyLimit = 16 * 1024 * 1024;
+inline constexpr std::size_t kDefaultResponseBodyLimit = std::size_t{16} * 1024 * 1024;
 
 }  // namespace netio
 }  // namespace mailtrail

@@ -99,7 +99,7 @@ std::string_view EndpointKindName(EndpointKind kind) {
   return "unknown";
 }
 
-Client::Client(net::any_io_executor executor, ClientOptions options)
+Client::Client(const net::any_io_executor& executor, ClientOptions options)
     : executor_(executor),
       options_(std::move(options)),
       url_(netio::ParseUrl(options_.base_url)),

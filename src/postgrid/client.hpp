@@ -55,7 +55,7 @@ struct ClientOptions {
   std::chrono::milliseconds backoff_initial{500};
   std::chrono::milliseconds backoff_max{8000};
   double jitter = 0.25;
-  std::size_t max_body = 16 * 1024 * 1024;  ///< Response body cap.
+  std::size_t max_body = std::size_t{16} * 1024 * 1024;  ///< Response body cap.
   /// Called with each response's latency (request sent to response read), for metrics. Runs on
   /// the client's executor; must be cheap and thread-safe.
   std::function<void(EndpointKind, double seconds)> observe_latency;
@@ -92,7 +92,7 @@ class Client {
  public:
   /// Throws std::invalid_argument for a bad base URL or options, boost::system::system_error if
   /// the TLS context cannot be set up.
-  Client(net::any_io_executor executor, ClientOptions options);
+  Client(const net::any_io_executor& executor, ClientOptions options);
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -126,7 +126,7 @@ class Client {
   /// Attempts that were retried, and the total time spent waiting before retries (backoff or a
   /// 429's Retry-After). Thread-safe.
   std::uint64_t retries() const { return retries_.load(); }
-  double retry_wait_seconds() const { return retry_wait_ms_.load() / 1000.0; }
+  double retry_wait_seconds() const { return static_cast<double>(retry_wait_ms_.load()) / 1000.0; }
 
   RateLimiter& rate_limiter() { return limiter_; }
   const ClientOptions& options() const { return options_; }

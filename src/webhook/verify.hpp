@@ -34,7 +34,7 @@ inline constexpr std::string_view kSignatureHeader = "PostGrid-Signature";
 /// JSON object after a valid signature); **401** when it can be checked and the check fails (no
 /// configured secret produces the signature, an algorithm other than HS256, a signature timestamp
 /// or `iat` outside `max_age` in either direction). 200 when verified.
-struct VerifyResult {
+struct VerifyResult {  // NOLINT(bugprone-exception-escape): json's move is noexcept
   bool ok = false;
   /// The detected format; nullopt when the body looked like neither.
   std::optional<PayloadFormat> format;
@@ -69,7 +69,7 @@ VerifyResult Verify(const Headers& headers, std::string_view raw_body,
                     std::chrono::milliseconds max_age);
 
 /// A verified payload read as a PostGrid event.
-struct Event {
+struct Event {  // NOLINT(bugprone-exception-escape): as VerifyResult
   /// The JSON format's `id` (`event_...`); JWT payloads have none.
   std::optional<std::string> event_id;
   /// `letter.updated`, `tracker.visited`, ...; empty when the payload names none.
