@@ -132,6 +132,7 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
   struct Applied {
     PageOutcome outcome;
     std::vector<store::ApplyResult> results;
+    std::vector<store::Source> sources;  // per result
   };
   auto apply_page = [mapped = std::move(mapped), source, now, random, policy, outcome,
                      due_before](store::Database& database) mutable {
@@ -162,30 +163,62 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
       kinds.push_back(known == stored.end() ? Kind::kNew
                                             : (unchanged ? Kind::kRechecked : Kind::kChanged));
     }
-    const auto counted = [&out](Kind kind, const store::ApplyResult& result) {
+    // A list walk standing in for polls (the cheaper path) also meets orders not stored yet:
+    // seeing an order for the first time on a list is a discovery, whatever the walk was for.
+    const auto source_of = [source](Kind kind) {
+      return kind == Kind::kNew && source == store::Source::kPoll ? store::Source::kDiscovery
+                                                                  : source;
+    };
+    const auto counted = [&out, &source_of](Kind kind, const store::ApplyResult& result) {
       ++(kind == Kind::kNew
              ? out.outcome.new_orders
              : (kind == Kind::kChanged ? out.outcome.changed : out.outcome.rechecked));
       out.outcome.changes += result.changes.size();
       out.results.push_back(result);
+      out.sources.push_back(source_of(kind));
     };
+    std::vector<bool> done(to_apply.size(), false);
     try {
-      // The whole page in one transaction with multi-row statements (issue 10, benchmark 6).
-      const auto results = repository.ApplyBatch(to_apply, source, now);
-      for (std::size_t i = 0; i < results.size(); ++i) counted(kinds[i], results[i]);
+      // The whole page in one transaction per source with multi-row statements (issue 10,
+      // benchmark 6); nearly always one.
+      std::vector<std::vector<std::size_t>> by_source(2);  // [0]: source_of == source
+      for (std::size_t i = 0; i < to_apply.size(); ++i) {
+        by_source[source_of(kinds[i]) == source ? 0 : 1].push_back(i);
+      }
+      for (const auto& indices : by_source) {
+        if (indices.empty()) continue;
+        std::vector<store::SnapshotToApply> part;
+        part.reserve(indices.size());
+        for (const auto i : indices) part.push_back(std::move(to_apply[i]));
+        std::vector<store::ApplyResult> results;
+        try {
+          results = repository.ApplyBatch(part, source_of(kinds[indices.front()]), now);
+        } catch (...) {
+          // Put the snapshots back for the one-by-one fallback below, then let it handle this.
+          for (std::size_t k = 0; k < indices.size(); ++k) {
+            to_apply[indices[k]] = std::move(part[k]);
+          }
+          throw;
+        }
+        for (std::size_t k = 0; k < results.size(); ++k) {
+          counted(kinds[indices[k]], results[k]);
+          done[indices[k]] = true;
+        }
+      }
       return out;
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const pqxx::sql_error& e) {
-      // Nothing of the page was written. Retry order by order, so one order the database
-      // refuses (or a deadlock with another batch) costs only that order.
+      // Nothing of the failed part was written. Retry its orders one by one, so one order the
+      // database refuses (or a deadlock with another batch) costs only that order.
       spdlog::warn("recording a page of {} orders at once failed ({}); recording them one by one",
                    to_apply.size(), e.what());
     }
     for (std::size_t i = 0; i < to_apply.size(); ++i) {
+      if (done[i]) continue;  // its part was written before another part failed
       const auto& item = to_apply[i];
       try {
-        counted(kinds[i], repository.Apply(item.snapshot, item.raw_json, source, now));
+        counted(kinds[i], repository.Apply(item.snapshot, item.raw_json, source_of(kinds[i]), now));
       } catch (const pqxx::broken_connection&) {
         throw;
       } catch (const pqxx::sql_error& e) {
@@ -197,7 +230,9 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
     return out;
   };
   Applied applied = co_await db_.Run(std::move(apply_page));
-  for (const auto& result : applied.results) Count(result, source);
+  for (std::size_t i = 0; i < applied.results.size(); ++i) {
+    Count(applied.results[i], applied.sources[i]);
+  }
   co_return applied.outcome;
 }
 

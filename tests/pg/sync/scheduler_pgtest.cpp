@@ -128,5 +128,33 @@ TEST_F(SchedulerPgTest, PollingRecordsTheFetchedOrdersAndCountsEveryFailedRefres
             "ready,ready");
 }
 
+TEST_F(SchedulerPgTest, AListWalkForPollsRecordsNewOrdersAsDiscoveredAndChangedOnesAsPolled) {
+  FakePostGrid api([](const FakeRequest&) { return FakeResponse{}; });
+  app::Runtime runtime(MakeConfig(api.base_url()));
+  nlohmann::json first = nlohmann::json::array();
+  first.push_back(Letter("letter_known", "ready", "2026-11-20T10:00:00.000Z"));
+  const PageOutcome seeded = app::RunToCompletion(
+      runtime.io, runtime.syncer->ApplyPage(first, store::Source::kDiscovery, ""));
+  ASSERT_EQ(seeded.new_orders, 1u);
+
+  // The cheaper path's walk (source poll) meets the known order changed and a new one.
+  nlohmann::json page = nlohmann::json::array();
+  page.push_back(Letter("letter_new", "ready", "2026-11-21T09:00:00.000Z"));
+  page.push_back(Letter("letter_known", "printing", "2026-11-21T10:00:00.000Z"));
+  const PageOutcome walked =
+      app::RunToCompletion(runtime.io, runtime.syncer->ApplyPage(page, store::Source::kPoll, ""));
+  EXPECT_EQ(walked.new_orders, 1u);
+  EXPECT_EQ(walked.changed, 1u);
+  EXPECT_EQ(Query("SELECT string_agg(order_id || ':' || coalesce(old_value, 'NULL') || '->' || "
+                  "new_value || '/' || source, ', ' ORDER BY order_id, id) "
+                  "FROM mailtrail.order_changes WHERE field = 'status'"),
+            "letter_known:NULL->ready/discovery, letter_known:ready->printing/poll, "
+            "letter_new:NULL->ready/discovery");
+  const auto& changes = runtime.syncer->counters().changes;
+  const auto status = static_cast<std::size_t>(domain::Field::kStatus);
+  EXPECT_EQ(changes[status][static_cast<std::size_t>(store::Source::kDiscovery)].load(), 2u);
+  EXPECT_EQ(changes[status][static_cast<std::size_t>(store::Source::kPoll)].load(), 1u);
+}
+
 }  // namespace
 }  // namespace mailtrail::sync
