@@ -335,7 +335,13 @@ TEST_F(CrashE2eTest, KillNineAtRandomMomentsLosesNothing) {
     ASSERT_NO_FATAL_FAILURE(
         crash_and_restart(early ? Uniform(50ms, 700ms) : Uniform(1500ms, 9000ms)));
   }
-  std::this_thread::sleep_for(5s);  // the last incarnation syncs with the world still moving
+  // The last incarnation syncs with the world still moving, and the world moves long enough for
+  // carrier tracking and completions whatever the kill uptimes drew: 100 s is 67 simulated
+  // hours, and carrier events start 23-50 simulated hours after an order is sent (one fresh-clone
+  // run whose short uptimes left 62 s moving recorded none).
+  constexpr auto kMinimumMoving = 100s;
+  std::this_thread::sleep_for(
+      std::max<Clock::duration>(5s, kMinimumMoving - (Clock::now() - resumed)));
   ASSERT_EQ(sim.Post("/__sim/clock/pause").status, 200);
   const double moving_seconds = Seconds(Clock::now() - resumed);
   ASSERT_TRUE(supervised.daemon().running()) << Tail(supervised.Log());
