@@ -78,7 +78,7 @@ net::awaitable<std::vector<std::pair<domain::OrderRef, std::int64_t>>> LoadUnpro
   co_return co_await db->Run(std::move(load));
 }
 
-void LogIfFailed(std::exception_ptr error, const char* what) {
+void LogIfFailed(const std::exception_ptr& error, const char* what) {
   if (!error) return;
   try {
     std::rethrow_exception(error);
@@ -173,12 +173,13 @@ void RegisterMetrics(metrics::Registry& registry, Runtime& runtime,
         }
         return samples;
       });
-  registry.AddCallback("mailtrail_api_rate_limit_pause_seconds",
-                       "Seconds left of the pause a 429 imposed on every request.",
-                       metrics::MetricType::kGauge, [client] {
-                         return std::vector<metrics::Sample>{
-                             {{}, client->rate_limiter().PauseRemaining().count() / 1000.0}};
-                       });
+  registry.AddCallback(
+      "mailtrail_api_rate_limit_pause_seconds",
+      "Seconds left of the pause a 429 imposed on every request.", metrics::MetricType::kGauge,
+      [client] {
+        return std::vector<metrics::Sample>{
+            {{}, static_cast<double>(client->rate_limiter().PauseRemaining().count()) / 1000.0}};
+      });
   registry.AddCallback(
       "mailtrail_api_retries_total",
       "PostGrid API attempts that failed and were retried (5xx, 429, timeouts, "
@@ -379,7 +380,7 @@ int RunDaemon(const config::Config& config, const CommandLine& line) {
         scheduler->Trigger(std::move(ref), delivery_id);
       });
   scheduler->SetProcessedCallback([&io, db](std::vector<std::int64_t> ids) {
-    net::co_spawn(io, MarkProcessed(db, std::move(ids)), [](std::exception_ptr error) {
+    net::co_spawn(io, MarkProcessed(db, std::move(ids)), [](const std::exception_ptr& error) {
       LogIfFailed(error, "could not mark webhook deliveries processed");
     });
   });
@@ -484,7 +485,7 @@ int RunDaemon(const config::Config& config, const CommandLine& line) {
           spdlog::warn("could not load unprocessed webhook deliveries: {}", e.what());
         }
       }(&runtime, &state, migrations, &startup_timer, &webhook_server, &config),
-      [&](std::exception_ptr error) {
+      [&](const std::exception_ptr& error) {
         if (!error) return;
         LogIfFailed(error, "start-up failed");
         state.exit_code = 1;

@@ -380,7 +380,7 @@ const json& ReadListEnvelope(const json& page, ListPage& result) {
 
 }  // namespace
 
-MappingError::MappingError(std::string subject, std::string order_id, std::string field,
+MappingError::MappingError(const std::string& subject, std::string order_id, std::string field,
                            std::string problem)
     : std::runtime_error(subject + ": " + (field.empty() ? "" : "field " + field + ": ") + problem),
       order_id_(std::move(order_id)),

@@ -119,8 +119,8 @@ std::vector<std::string_view> SplitSpaces(std::string_view text) {
 }  // namespace
 
 milliseconds BackoffDelay(const BackoffPolicy& policy, int retry, double random01) {
-  const double initial = static_cast<double>(policy.initial.count());
-  const double cap = static_cast<double>(policy.max.count());
+  const auto initial = static_cast<double>(policy.initial.count());
+  const auto cap = static_cast<double>(policy.max.count());
   const int exponent = std::clamp(retry - 1, 0, 30);
   const double base = std::min(cap, initial * std::ldexp(1.0, exponent));
   const double jitter = std::clamp(policy.jitter, 0.0, 1.0);

@@ -612,6 +612,7 @@ std::vector<DueOrder> OrderRepository::ClaimDue(domain::Timestamp now, std::size
                                                 std::chrono::milliseconds lease,
                                                 const std::vector<domain::OrderType>& types) {
   std::vector<std::string> type_names;
+  type_names.reserve(types.size());
   for (auto type : types) type_names.emplace_back(domain::EndpointName(type));
   pqxx::work tx(connection_);
   const pqxx::result rows = SqlParams()

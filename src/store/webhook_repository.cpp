@@ -147,6 +147,7 @@ std::vector<domain::DeliveryRecordOutcome> WebhookRepository::RecordDeliveries(
     columns[8].push_back(d.body_sha256);
   }
   std::vector<std::string> literals;
+  literals.reserve(columns.size());
   for (const auto& column : columns) literals.push_back(ArrayLiteral(column));
   pqxx::result rows;
   try {

@@ -46,8 +46,8 @@ domain::Timestamp After(domain::Timestamp t, std::chrono::milliseconds d) {
 }  // namespace
 
 struct Scheduler::Batch {
-  Batch(net::any_io_executor executor, std::vector<store::DueOrder> orders)
-      : due(std::move(orders)), done(std::move(executor)) {}
+  Batch(const net::any_io_executor& executor, std::vector<store::DueOrder> orders)
+      : due(std::move(orders)), done(executor) {}
   std::vector<store::DueOrder> due;
   std::size_t next = 0;
   std::size_t active = 0;
@@ -57,7 +57,7 @@ struct Scheduler::Batch {
   std::map<std::string, nlohmann::json> fetched;
 };
 
-Scheduler::Scheduler(net::any_io_executor executor, Syncer& syncer, postgrid::Client& client,
+Scheduler::Scheduler(const net::any_io_executor& executor, Syncer& syncer, postgrid::Client& client,
                      DbExecutor& db, SchedulerOptions options)
     : executor_(executor),
       syncer_(syncer),
@@ -78,7 +78,7 @@ Scheduler::~Scheduler() = default;
 
 void Scheduler::Spawn(net::awaitable<void> loop, const char* name) {
   ++running_loops_;
-  net::co_spawn(executor_, std::move(loop), [this, name](std::exception_ptr error) {
+  net::co_spawn(executor_, std::move(loop), [this, name](const std::exception_ptr& error) {
     --running_loops_;
     if (!error) return;
     try {
@@ -114,7 +114,8 @@ net::awaitable<bool> Scheduler::Sleep(net::steady_timer& timer,
   co_return !stopping_;
 }
 
-void Scheduler::MarkDueLater(domain::OrderRef ref, domain::Timestamp when, std::string reason) {
+void Scheduler::MarkDueLater(const domain::OrderRef& ref, domain::Timestamp when,
+                             const std::string& reason) {
   // A webhook announced a change: even an order we hold as terminal must be looked at again.
   const bool from_webhook = reason.rfind("webhook", 0) == 0;
   net::co_spawn(
@@ -122,7 +123,7 @@ void Scheduler::MarkDueLater(domain::OrderRef ref, domain::Timestamp when, std::
         store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
         return repository.Reschedule(id, when, reason, from_webhook);
       }),
-      [this, ref, when, reason](std::exception_ptr error, bool rescheduled) {
+      [this, ref, when, reason](const std::exception_ptr& error, bool rescheduled) {
         if (error) {
           try {
             std::rethrow_exception(error);
@@ -188,16 +189,17 @@ net::awaitable<PassResult> Scheduler::RefreshAll(std::vector<store::DueOrder> du
   batch->active = workers;
   batch->done.expires_at(net::steady_timer::time_point::max());
   for (std::size_t i = 0; i < workers; ++i) {
-    net::co_spawn(executor_, RefreshWorker(batch, source), [batch](std::exception_ptr error) {
-      if (error) {
-        try {
-          std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          spdlog::error("refresh worker failed: {}", e.what());
-        }
-      }
-      if (--batch->active == 0) batch->done.cancel();
-    });
+    net::co_spawn(executor_, RefreshWorker(batch, source),
+                  [batch](const std::exception_ptr& error) {
+                    if (error) {
+                      try {
+                        std::rethrow_exception(error);
+                      } catch (const std::exception& e) {
+                        spdlog::error("refresh worker failed: {}", e.what());
+                      }
+                    }
+                    if (--batch->active == 0) batch->done.cancel();
+                  });
   }
   while (batch->active > 0) {
     boost::system::error_code ignored;  // cancelled by the last worker
@@ -290,7 +292,8 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
         co_await syncer_.ApplyPage(std::move(*page), source, "", since, due_before);
     Merge(result, outcome);
     if (save_backfill) {
-      const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, false};
+      const store::BackfillPosition position{start_skip + std::int64_t{pager.pages()} * kPageSize,
+                                             since, false};
       const domain::Timestamp now = syncer_.Now();
       auto save_position = [type_name, position, now](store::Database& database) {
         store::SaveBackfill(database.Get(), type_name, position, now);
@@ -304,7 +307,8 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
     if (!full_scan && outcome.new_orders == 0) break;
   }
   if (save_backfill && !stopping_) {
-    const store::BackfillPosition position{start_skip + pager.pages() * kPageSize, since, true};
+    const store::BackfillPosition position{start_skip + std::int64_t{pager.pages()} * kPageSize,
+                                           since, true};
     const domain::Timestamp now = syncer_.Now();
     auto save_finished = [type_name, position, now](store::Database& database) {
       store::SaveBackfill(database.Get(), type_name, position, now);
@@ -643,7 +647,7 @@ net::awaitable<void> Scheduler::HeartbeatLoop() {
 void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delivery_id) {
   const std::string id = ref.id;
   if (stopping_) {
-    MarkDueLater(std::move(ref), syncer_.Now(), "webhook_retry");
+    MarkDueLater(ref, syncer_.Now(), "webhook_retry");
     return;
   }
   if (delivery_id) pending_deliveries_[id].push_back(*delivery_id);
@@ -655,7 +659,7 @@ void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delive
   if (webhook_queue_.size() >= options_.webhook_queue_capacity) {
     ++state_.webhook_overflow;
     pending_deliveries_.erase(id);
-    MarkDueLater(std::move(ref), syncer_.Now(), "webhook_overflow");
+    MarkDueLater(ref, syncer_.Now(), "webhook_overflow");
     return;
   }
   webhook_queue_.push_back(std::move(ref));

@@ -83,8 +83,8 @@ class Scheduler {
   /// Called with delivery ids whose refresh was recorded (to set webhook_deliveries.processed_at).
   using ProcessedFn = std::function<void(std::vector<std::int64_t>)>;
 
-  Scheduler(net::any_io_executor executor, Syncer& syncer, postgrid::Client& client, DbExecutor& db,
-            SchedulerOptions options);
+  Scheduler(const net::any_io_executor& executor, Syncer& syncer, postgrid::Client& client,
+            DbExecutor& db, SchedulerOptions options);
   ~Scheduler();
 
   void Start();
@@ -146,7 +146,7 @@ class Scheduler {
   net::awaitable<void> Heartbeat();
   net::awaitable<bool> Sleep(net::steady_timer& timer, std::chrono::milliseconds duration);
   void Spawn(net::awaitable<void> loop, const char* name);
-  void MarkDueLater(domain::OrderRef ref, domain::Timestamp when, std::string reason);
+  void MarkDueLater(const domain::OrderRef& ref, domain::Timestamp when, const std::string& reason);
 
   net::any_io_executor executor_;
   Syncer& syncer_;
