@@ -30,7 +30,7 @@ class TempDir {
 /// A free TCP port on 127.0.0.1 (bound and released, so a race is possible but rare).
 std::uint16_t FreePort();
 
-/// The built `mailtrail` binary.
+/// The built `mailtrail` binary, or $MAILTRAIL_TEST_DAEMON when set (e.g. a sanitized build).
 std::string MailtrailBinary();
 
 /// Result of running `mailtrail ARGS` to completion.
