@@ -12,6 +12,7 @@
 #include "net/url.hpp"
 #include "webhook/server.hpp"
 #include "webhook/verify.hpp"
+#include "webhook_vectors.hpp"
 
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // Asio 1.74 frames under g++ 12
 
@@ -21,17 +22,11 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Vectors from make_vectors.py (see verify_test.cpp).
-constexpr std::string_view kSecret = "whsec_test_secret_0123456789";
-const domain::Timestamp kNow{std::chrono::seconds(1700000000)};
-constexpr std::string_view kBody =
-    R"({"id":"event_123","object":"event","type":"letter.updated","live":false,"createdAt":"2023-11-14T22:13:00.000Z","data":{"id":"letter_abc","object":"letter","status":"ready"},"updatedFields":{"status":"ready"}})";
-constexpr std::string_view kSignature =
-    "t=1700000000,v1=5eb5e680baa0ec7832948b0948c1c8c3edcc7a5cee2658ef1443ef4b1906bd7a";
-constexpr std::string_view kJwtOk =
-    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-    "eyJ0eXBlIjoicG9zdGNhcmQudXBkYXRlZCIsImRhdGEiOnsiaWQiOiJwb3N0Y2FyZF94eXoiLCJzdGF0dXMiOiJwcm9jZX"
-    "NzZWRfZm9yX2RlbGl2ZXJ5In0sImlhdCI6MTY5OTk5OTk5MH0.c0QHunjSfTnHj9AcO3o5h84E0iwgdPJXdko7zPh592k";
+using vectors::kBody;
+using vectors::kJwtOk;
+using vectors::kNow;
+using vectors::kSecret;
+constexpr std::string_view kSignature = vectors::kGoodSignature;
 
 double MicrosPerCall(const Headers& headers, std::string_view body,
                      const std::vector<std::string>& secrets, int calls) {
