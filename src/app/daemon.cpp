@@ -59,23 +59,34 @@ net::awaitable<void> MarkProcessed(sync::DbExecutor* db, std::vector<std::int64_
 
 // Verified deliveries whose refresh never ran: a 200 was answered, then the process died (kill,
 // crash) or stopped with the refresh still queued. The stored payload names the order again.
+// Deliveries a previous incarnation answered 2xx but died before refreshing: their orders are
+// refreshed again so that no accepted webhook is lost. Capped, oldest first; the rest wait for
+// the next start (polls cover their orders meanwhile).
+constexpr std::size_t kUnprocessedAtStartup = 100000;
+
 net::awaitable<std::vector<std::pair<domain::OrderRef, std::int64_t>>> LoadUnprocessed(
     sync::DbExecutor* db) {
   auto load = [](store::Database& database) {
-    std::vector<std::pair<domain::OrderRef, std::int64_t>> pending;
-    pqxx::read_transaction tx(database.Get());
-    for (const auto& row :
-         tx.exec("SELECT id, payload::text FROM mailtrail.webhook_deliveries WHERE verified AND "
-                 "processed_at IS NULL AND order_id IS NOT NULL AND payload IS NOT NULL "
-                 "ORDER BY id LIMIT 100000")) {
-      const auto payload = nlohmann::json::parse(row[1].c_str(), nullptr, false);
-      if (payload.is_discarded()) continue;
-      const webhook::Event event = webhook::ParseEvent(payload);
-      if (event.order) pending.emplace_back(*event.order, row[0].as<std::int64_t>());
-    }
-    return pending;
+    return store::WebhookRepository(database.Get()).LoadUnprocessed(kUnprocessedAtStartup);
   };
-  co_return co_await db->Run(std::move(load));
+  const auto stored = co_await db->Run(std::move(load));
+  std::vector<std::pair<domain::OrderRef, std::int64_t>> pending;
+  pending.reserve(stored.size());
+  for (const auto& delivery : stored) {
+    // Verified payloads were parsed once already; one that no longer names an order can only
+    // come from a hand edit of the table, and is left as it is.
+    const auto payload = nlohmann::json::parse(delivery.payload, nullptr, false);
+    const auto event = payload.is_discarded() ? webhook::Event{} : webhook::ParseEvent(payload);
+    if (!event.order) {
+      spdlog::warn(
+          "webhook delivery {} is unprocessed but its stored payload names no order; "
+          "not refreshing it",
+          delivery.id);
+      continue;
+    }
+    pending.emplace_back(*event.order, delivery.id);
+  }
+  co_return pending;
 }
 
 void LogIfFailed(const std::exception_ptr& error, const char* what) {

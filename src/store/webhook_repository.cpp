@@ -243,4 +243,18 @@ std::size_t WebhookRepository::MarkProcessed(const std::vector<std::int64_t>& id
   return static_cast<std::size_t>(rows.affected_rows());
 }
 
+std::vector<WebhookRepository::Unprocessed> WebhookRepository::LoadUnprocessed(std::size_t limit) {
+  pqxx::read_transaction tx(connection_);
+  const pqxx::result rows = tx.exec_params(
+      "SELECT id, payload::text FROM mailtrail.webhook_deliveries WHERE verified AND "
+      "processed_at IS NULL AND order_id IS NOT NULL AND payload IS NOT NULL ORDER BY id LIMIT $1",
+      static_cast<std::int64_t>(limit));
+  std::vector<Unprocessed> pending;
+  pending.reserve(rows.size());
+  for (const auto& row : rows) {
+    pending.push_back({row[0].as<std::int64_t>(), row[1].as<std::string>()});
+  }
+  return pending;
+}
+
 }  // namespace mailtrail::store

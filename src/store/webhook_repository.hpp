@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "domain/timestamp.hpp"
@@ -46,6 +48,16 @@ class WebhookRepository {
 
   /// MarkProcessed for many ids in one statement; returns how many rows this call set.
   std::size_t MarkProcessed(const std::vector<std::int64_t>& ids, domain::Timestamp processed_at);
+
+  /// A verified delivery accepted (answered 2xx) but whose refresh never finished: the process
+  /// died first. `payload` is the stored jsonb as text.
+  struct Unprocessed {
+    std::int64_t id = 0;
+    std::string payload;
+  };
+  /// The oldest `limit` verified deliveries naming an order whose `processed_at` is still NULL
+  /// and whose payload was stored, oldest first: what a starting daemon must refresh again.
+  std::vector<Unprocessed> LoadUnprocessed(std::size_t limit);
 
  private:
   pqxx::connection_base& connection_;

@@ -136,7 +136,7 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
   };
   auto apply_page = [mapped = std::move(mapped), source, now, random, policy, outcome,
                      due_before](store::Database& database) mutable {
-    Applied out{outcome, {}};
+    Applied out{outcome, {}, {}};
     store::OrderRepository repository(database.Get(), policy, [random] {
       return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
     });

@@ -16,6 +16,7 @@ namespace {
 
 using domain::DeliveryRecordStatus;
 using domain::WebhookDelivery;
+using webhook_pg::kReceived;
 using webhook_pg::Refused;
 using webhook_pg::Verified;
 using WebhookRepositoryTest = webhook_pg::WebhookPgTest;
@@ -106,6 +107,30 @@ TEST_F(WebhookRepositoryTest, MarkProcessedSetsTheFirstTimeOnly) {
   EXPECT_FALSE(repository_.MarkProcessed(outcome.delivery_id, later));
   EXPECT_FALSE(repository_.MarkProcessed(outcome.delivery_id + 1000, later));
   EXPECT_EQ(Count("processed_at = to_timestamp(1700000100)"), 1);
+}
+
+TEST_F(WebhookRepositoryTest, LoadUnprocessedFindsAcceptedDeliveriesWhoseRefreshNeverFinished) {
+  const auto pending = repository_.RecordDelivery(Verified(std::string(64, '1')));
+  const auto done = repository_.RecordDelivery(Verified(std::string(64, '2')));
+  ASSERT_TRUE(repository_.MarkProcessed(done.delivery_id, kReceived));
+  repository_.RecordDelivery(Refused(std::string(64, '3')));
+  WebhookDelivery tracker = Verified(std::string(64, '4'));
+  tracker.order_id.reset();  // not an order event: nothing to refresh
+  repository_.RecordDelivery(tracker);
+  WebhookDelivery no_payload = Verified(std::string(64, '5'));
+  no_payload.payload = R"({"bad":"\u0000"})";  // jsonb refuses it: stored without payload
+  repository_.RecordDelivery(no_payload);
+  const auto later = repository_.RecordDelivery(Verified(std::string(64, '6')));
+
+  const auto loaded = repository_.LoadUnprocessed(10);
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded[0].id, pending.delivery_id);
+  EXPECT_EQ(loaded[1].id, later.delivery_id);
+  EXPECT_NE(loaded[0].payload.find("\"letter_abc\""), std::string::npos) << loaded[0].payload;
+
+  const auto oldest = repository_.LoadUnprocessed(1);
+  ASSERT_EQ(oldest.size(), 1u);
+  EXPECT_EQ(oldest[0].id, pending.delivery_id);
 }
 
 TEST_F(WebhookRepositoryTest, BrokenConnectionThrows) {
