@@ -115,15 +115,14 @@ net::awaitable<bool> Scheduler::Sleep(net::steady_timer& timer,
 }
 
 void Scheduler::MarkDueLater(const domain::OrderRef& ref, domain::Timestamp when,
-                             const std::string& reason) {
-  // A webhook announced a change: even an order we hold as terminal must be looked at again.
-  const bool from_webhook = reason.rfind("webhook", 0) == 0;
+                             const std::string& reason, IfTerminal if_terminal) {
+  const bool reopen = if_terminal == IfTerminal::kReopen;
   net::co_spawn(
-      executor_, db_.Run([id = ref.id, when, reason, from_webhook](store::Database& database) {
+      executor_, db_.Run([id = ref.id, when, reason, reopen](store::Database& database) {
         store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
-        return repository.Reschedule(id, when, reason, from_webhook);
+        return repository.Reschedule(id, when, reason, reopen);
       }),
-      [this, ref, when, reason](const std::exception_ptr& error, bool rescheduled) {
+      [this, ref, when, reason, if_terminal](const std::exception_ptr& error, bool rescheduled) {
         if (error) {
           try {
             std::rethrow_exception(error);
@@ -136,10 +135,10 @@ void Scheduler::MarkDueLater(const domain::OrderRef& ref, domain::Timestamp when
           // (an hour or more), although its delivery was accepted. Keep trying.
           if (stopping_) return;
           auto timer = std::make_shared<net::steady_timer>(executor_, options_.error_backoff);
-          timer->async_wait(
-              [this, timer, ref, when, reason](const boost::system::error_code& wait_error) {
-                if (!wait_error && !stopping_) MarkDueLater(ref, when, reason);
-              });
+          timer->async_wait([this, timer, ref, when, reason,
+                             if_terminal](const boost::system::error_code& wait_error) {
+            if (!wait_error && !stopping_) MarkDueLater(ref, when, reason, if_terminal);
+          });
         } else if (!rescheduled) {
           spdlog::info("order {} is not stored yet or is terminal ({}); not rescheduled", ref.id,
                        reason);
@@ -161,14 +160,16 @@ net::awaitable<void> Scheduler::RefreshWorker(std::shared_ptr<Batch> batch, stor
       syncer_.CountRefreshFailures(1);
       if (e.kind() == postgrid::ApiErrorKind::kNotFound) {
         spdlog::warn("order {} is not found at PostGrid any more; checking again later", ref.id);
-        MarkDueLater(ref, After(syncer_.Now(), options_.not_found_retry), "not_found_at_postgrid");
+        MarkDueLater(ref, After(syncer_.Now(), options_.not_found_retry), "not_found_at_postgrid",
+                     IfTerminal::kLeave);
       } else if (e.kind() == postgrid::ApiErrorKind::kTransient) {
         // The client gave up its retries: try again after the error backoff rather than when
         // the lease ends (minutes at an hourly interval), so that changes a webhook announced
         // during a PostGrid outage land soon after it ends.
         spdlog::warn("refresh of {} failed ({}); retried in {} ms", ref.id, e.what(),
                      options_.error_backoff.count());
-        MarkDueLater(ref, After(syncer_.Now(), options_.error_backoff), "refresh_failed");
+        MarkDueLater(ref, After(syncer_.Now(), options_.error_backoff), "refresh_failed",
+                     IfTerminal::kLeave);
       } else {
         spdlog::warn("refresh of {} failed ({}); retried when its lease ends", ref.id, e.what());
       }
@@ -647,7 +648,7 @@ net::awaitable<void> Scheduler::HeartbeatLoop() {
 void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delivery_id) {
   const std::string id = ref.id;
   if (stopping_) {
-    MarkDueLater(ref, syncer_.Now(), "webhook_retry");
+    MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
     return;
   }
   if (delivery_id) pending_deliveries_[id].push_back(*delivery_id);
@@ -659,7 +660,7 @@ void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delive
   if (webhook_queue_.size() >= options_.webhook_queue_capacity) {
     ++state_.webhook_overflow;
     pending_deliveries_.erase(id);
-    MarkDueLater(ref, syncer_.Now(), "webhook_overflow");
+    MarkDueLater(ref, syncer_.Now(), "webhook_overflow", IfTerminal::kReopen);
     return;
   }
   webhook_queue_.push_back(std::move(ref));
@@ -706,7 +707,7 @@ net::awaitable<void> Scheduler::WebhookWorker(std::size_t index) {
       }
     } catch (const std::exception& e) {
       spdlog::warn("webhook refresh of {} failed: {}; it is due for polling now", id, e.what());
-      MarkDueLater(ref, syncer_.Now(), "webhook_retry");
+      MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
     }
     in_flight_.erase(id);
     triggered_at_.erase(id);

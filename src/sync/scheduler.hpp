@@ -146,7 +146,11 @@ class Scheduler {
   net::awaitable<void> Heartbeat();
   net::awaitable<bool> Sleep(net::steady_timer& timer, std::chrono::milliseconds duration);
   void Spawn(net::awaitable<void> loop, const char* name);
-  void MarkDueLater(const domain::OrderRef& ref, domain::Timestamp when, const std::string& reason);
+  /// What MarkDueLater does with an order stored as terminal: leave it, or (a webhook announced
+  /// a change) make it non-terminal and due as well.
+  enum class IfTerminal { kLeave, kReopen };
+  void MarkDueLater(const domain::OrderRef& ref, domain::Timestamp when, const std::string& reason,
+                    IfTerminal if_terminal);
 
   net::any_io_executor executor_;
   Syncer& syncer_;
