@@ -11,8 +11,10 @@
 -- it: createdAt for a first ready/placed, else PostGrid's updatedAt of the snapshot, else
 -- observed_at. order_type and live are the order's (they never change in practice; an update of
 -- them, or of created_at, rewrites the order's rows).
+-- No primary key: change_id is order_changes' (unique there), and every index here costs the
+-- write path (the benchmark's backfill records ~5 status entries per order).
 CREATE TABLE mailtrail.order_status_entries (
-    change_id   bigint PRIMARY KEY,
+    change_id   bigint NOT NULL,
     order_id    text NOT NULL,
     order_type  text NOT NULL,
     live        boolean NOT NULL,
