@@ -20,9 +20,8 @@ using Response = http::response<http::string_body>;
 struct Server::State {
   net::any_io_executor executor;
   ServerOptions options;
-  RecordFn record;
   TriggerFn trigger;
-  GroupCommit group_commit;  // used when group_commit.record is set
+  GroupCommit group_commit;
 
   /// A delivery waiting for its batch. `done` never expires by itself: the flusher cancels it.
   struct Pending {
@@ -134,10 +133,8 @@ net::awaitable<void> FlushPending(StatePtr state) {
   state->flushing = false;
 }
 
-/// Records one delivery through the configured path: RecordFn directly, or a place in the next
-/// group-commit batch.
+/// Records one delivery: a place in the next group-commit batch.
 net::awaitable<RecordOutcome> RecordOne(StatePtr state, domain::WebhookDelivery delivery) {
-  if (!state->group_commit.record) co_return co_await state->record(std::move(delivery));
   auto pending = std::make_shared<Server::State::Pending>(state->executor);
   pending->delivery = std::move(delivery);
   pending->done.expires_at(net::steady_timer::time_point::max());
@@ -379,19 +376,13 @@ net::awaitable<void> AcceptLoop(StatePtr state) {
 
 }  // namespace
 
-Server::Server(net::any_io_executor executor, ServerOptions options, RecordFn record,
+Server::Server(net::any_io_executor executor, ServerOptions options, GroupCommit record,
                TriggerFn trigger)
     : state_(std::make_shared<State>()) {
   state_->executor = std::move(executor);
   state_->options = std::move(options);
-  state_->record = std::move(record);
-  state_->trigger = std::move(trigger);
-}
-
-Server::Server(net::any_io_executor executor, ServerOptions options, GroupCommit record,
-               TriggerFn trigger)
-    : Server(std::move(executor), std::move(options), RecordFn{}, std::move(trigger)) {
   state_->group_commit = std::move(record);
+  state_->trigger = std::move(trigger);
 }
 
 Server::~Server() = default;

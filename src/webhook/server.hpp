@@ -37,18 +37,14 @@ struct ServerOptions {
 using RecordOutcome = domain::DeliveryRecordOutcome;
 using RecordStatus = domain::DeliveryRecordStatus;
 
-/// Stores one delivery and reports the outcome. The app's implementation hops to the DB executor
-/// (`co_spawn(db, ..., use_awaitable)`), so the listener never waits on SQL itself. An exception
-/// is treated as kUnavailable.
-using RecordFn = std::function<net::awaitable<RecordOutcome>(domain::WebhookDelivery)>;
 /// Stores several deliveries at once (group commit) and reports one outcome per delivery, in
-/// order. Same contract as RecordFn otherwise: it must not block the listener's executor (hop to
-/// the DB executor), and an exception (or a wrong number of outcomes) makes every delivery of the
-/// batch kUnavailable.
+/// order. It must not block the listener's executor: the app's implementation hops to the DB
+/// executor (`co_spawn(db, ..., use_awaitable)`), so the listener never waits on SQL itself. An
+/// exception (or a wrong number of outcomes) makes every delivery of the batch kUnavailable.
 using RecordBatchFn =
     std::function<net::awaitable<std::vector<RecordOutcome>>(std::vector<domain::WebhookDelivery>)>;
 
-/// Selects the Server's group-commit mode: deliveries that arrive while a batch is being stored
+/// How the Server records (group commit): deliveries that arrive while a batch is being stored
 /// wait and go together in the next one (at most `max_batch`), so under load the database sees
 /// one statement and one commit per batch; at low load a batch is a single delivery and nothing
 /// waits. Each delivery is still answered only after its batch is stored.
@@ -65,14 +61,14 @@ using TriggerFn = std::function<void(domain::OrderRef order, std::int64_t delive
 ///
 /// Each request has deadlines for header, body and response; bodies over `max_body` get 413 and
 /// the connection is closed; other paths 404, other methods on the path 405 (`Allow: POST`); an
-/// unparseable request 400 and close. A delivery is verified (Verify), recorded through RecordFn
-/// or GroupCommit (refused ones too), and only then answered:
+/// unparseable request 400 and close. A delivery is verified (Verify), recorded through
+/// GroupCommit (refused ones too), and only then answered:
 ///  - refused: its 400/401 (`text/plain` body = the reason code);
 ///  - verified and recorded: 200, and TriggerFn is called for an order event; other event types
 ///    are acknowledged with 200 and trigger nothing ("ignored");
 ///  - a byte-for-byte replay of a verified delivery (kDuplicate): **200**, nothing triggered
 ///    (PostGrid retries every non-200, so 409 would only cause more replays);
-///  - not recorded (kUnavailable or RecordFn threw): 503, so PostGrid retries later.
+///  - not recorded (kUnavailable or the recording threw): 503, so PostGrid retries later.
 /// Secrets, signatures and bodies are never logged.
 ///
 /// Thread affinity: construct, Start, Stop and read counters from any thread; the sessions run on
@@ -80,8 +76,6 @@ using TriggerFn = std::function<void(domain::OrderRef order, std::int64_t delive
 /// boost::system::system_error.
 class Server {
  public:
-  Server(net::any_io_executor executor, ServerOptions options, RecordFn record, TriggerFn trigger);
-  /// The same listener recording through group commit (see GroupCommit).
   Server(net::any_io_executor executor, ServerOptions options, GroupCommit record,
          TriggerFn trigger);
   ~Server();

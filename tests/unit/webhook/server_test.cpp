@@ -38,25 +38,32 @@ using vectors::kWrongSecretSignature;
 
 constexpr auto kTestTimeout = 10s;
 
-/// A RecordFn double with the database's duplicate rule (verified body digests are unique).
+/// A RecordBatchFn double with the database's duplicate rule (verified body digests are unique).
 struct FakeStore {
   std::vector<domain::WebhookDelivery> rows;
   bool unavailable = false;
   bool throws = false;
 };
 
-net::awaitable<RecordOutcome> FakeRecord(FakeStore* store, domain::WebhookDelivery delivery) {
-  if (store->throws) throw std::runtime_error("connection to server lost");
-  if (store->unavailable) co_return RecordOutcome{RecordStatus::kUnavailable, 0};
+RecordOutcome FakeRecordOne(FakeStore* store, domain::WebhookDelivery delivery) {
+  if (store->unavailable) return RecordOutcome{RecordStatus::kUnavailable, 0};
   if (delivery.verified) {
     for (std::size_t i = 0; i < store->rows.size(); ++i) {
       if (store->rows[i].verified && store->rows[i].body_sha256 == delivery.body_sha256) {
-        co_return RecordOutcome{RecordStatus::kDuplicate, static_cast<std::int64_t>(i + 1)};
+        return RecordOutcome{RecordStatus::kDuplicate, static_cast<std::int64_t>(i + 1)};
       }
     }
   }
   store->rows.push_back(std::move(delivery));
-  co_return RecordOutcome{RecordStatus::kRecorded, static_cast<std::int64_t>(store->rows.size())};
+  return RecordOutcome{RecordStatus::kRecorded, static_cast<std::int64_t>(store->rows.size())};
+}
+
+net::awaitable<std::vector<RecordOutcome>> FakeRecord(
+    FakeStore* store, std::vector<domain::WebhookDelivery> deliveries) {
+  if (store->throws) throw std::runtime_error("connection to server lost");
+  std::vector<RecordOutcome> outcomes;
+  for (auto& delivery : deliveries) outcomes.push_back(FakeRecordOne(store, std::move(delivery)));
+  co_return outcomes;
 }
 
 struct Triggered {
@@ -174,9 +181,9 @@ class WebhookServerTest : public ::testing::Test {
     options.clock = [] { return kNow; };
     server_ = std::make_unique<Server>(
         io_.get_executor(), std::move(options),
-        [this](domain::WebhookDelivery delivery) {
-          return FakeRecord(&store_, std::move(delivery));
-        },
+        GroupCommit{[this](std::vector<domain::WebhookDelivery> deliveries) {
+          return FakeRecord(&store_, std::move(deliveries));
+        }},
         [this](domain::OrderRef order, std::int64_t id) {
           triggered_.push_back({std::move(order), id});
         });
@@ -307,7 +314,7 @@ TEST_F(WebhookServerTest, DatabaseDownIs503AndTriggersNothing) {
   EXPECT_EQ(triggered_.size(), 1u);
 }
 
-TEST_F(WebhookServerTest, RecordFnThrowingIs503) {
+TEST_F(WebhookServerTest, RecordingThrowingIs503) {
   Start();
   store_.throws = true;
   EXPECT_EQ(PostJson().result_int(), 503);

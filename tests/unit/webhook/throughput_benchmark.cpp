@@ -1,6 +1,6 @@
 // Benchmarks (CTest label `bench`, not in the default run): Verify() cost per format and the
 // in-process listener's throughput and latency over keep-alive connections with an instant
-// RecordFn. Prints figures; asserts only that every delivery was accepted.
+// recorder. Prints figures; asserts only that every delivery was accepted.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -47,8 +47,13 @@ TEST(WebhookBenchmark, VerifyCostPerFormat) {
   std::printf("verify jwt, 1 secret: %.2f us/call\n", MicrosPerCall({}, kJwtOk, one, 20000));
 }
 
-net::awaitable<RecordOutcome> InstantRecord(std::int64_t* next_id, domain::WebhookDelivery) {
-  co_return RecordOutcome{RecordStatus::kRecorded, ++*next_id};
+net::awaitable<std::vector<RecordOutcome>> InstantRecord(
+    std::int64_t* next_id, std::vector<domain::WebhookDelivery> deliveries) {
+  std::vector<RecordOutcome> outcomes;
+  for (std::size_t i = 0; i < deliveries.size(); ++i) {
+    outcomes.push_back({RecordStatus::kRecorded, ++*next_id});
+  }
+  co_return outcomes;
 }
 
 /// Sends `count` JWT deliveries on one connection, recording each round trip.
@@ -76,10 +81,11 @@ TEST(WebhookBenchmark, ListenerThroughputOverKeepAlive) {
   options.port = 0;
   options.secrets = {std::string(kSecret)};
   options.clock = [] { return kNow; };
-  Server server(
-      io.get_executor(), options,
-      [&next_id](domain::WebhookDelivery d) { return InstantRecord(&next_id, std::move(d)); },
-      [&triggers](domain::OrderRef, std::int64_t) { ++triggers; });
+  Server server(io.get_executor(), options,
+                GroupCommit{[&next_id](std::vector<domain::WebhookDelivery> deliveries) {
+                  return InstantRecord(&next_id, std::move(deliveries));
+                }},
+                [&triggers](domain::OrderRef, std::int64_t) { ++triggers; });
   server.Start();
 
   constexpr int kConnections = 4;
