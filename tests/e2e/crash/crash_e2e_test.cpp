@@ -315,12 +315,7 @@ TEST_F(CrashE2eTest, KillNineAtRandomMomentsLosesNothing) {
   for (int i = 0; i < paused_kills; ++i) {
     ASSERT_NO_FATAL_FAILURE(crash_and_restart(Uniform(50ms, 2500ms)));
   }
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return Count(database.dsn(), "SELECT count(*) FROM mailtrail.orders") ==
-               static_cast<long>(world.size());
-      },
-      120s))
+  ASSERT_TRUE(WaitForOrderCount(database.dsn(), world.size(), 120s))
       << Count(database.dsn(), "SELECT count(*) FROM mailtrail.orders") << " of " << world.size()
       << " orders recorded\n"
       << Tail(supervised.Log());

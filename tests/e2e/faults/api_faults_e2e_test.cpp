@@ -79,13 +79,7 @@ TEST_F(ApiFaultsE2eTest, ConvergesThroughStormsErrorsSlownessResetsAndATwoMinute
   config.secrets = {kSecret};
   const auto path = dir_.Write("mailtrail.yaml", config.Yaml());
   DaemonProcess daemon({"run", "--config", path.string()}, dir_.path() / "daemon.log");
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return Count(database.dsn(), "SELECT count(*) FROM mailtrail.orders") ==
-               static_cast<long>(world.size());
-      },
-      60s))
-      << daemon.Log();
+  ASSERT_TRUE(WaitForOrderCount(database.dsn(), world.size(), 60s)) << daemon.Log();
   ASSERT_TRUE(WaitForApiQuiet(sim, 1500ms, 30s)) << daemon.Log();
 
   RateSampler sampler(sim, 200ms);

@@ -167,13 +167,7 @@ TEST_F(StartupFaultsE2eTest, RunWaitsWithBackoffAndStartsWhenTheDatabaseAppears)
   ASSERT_TRUE(WaitUntil([&] { return LocalGet(metrics_port_, "/readyz").status == 200; }, 45s))
       << daemon.Log();
   const auto ready_after = std::chrono::steady_clock::now() - appeared;
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return Count(dsn, "SELECT count(*) FROM mailtrail.orders") ==
-               static_cast<long>(world.size());
-      },
-      60s))
-      << daemon.Log();
+  ASSERT_TRUE(WaitForOrderCount(dsn, world.size(), 60s)) << daemon.Log();
   ASSERT_TRUE(WaitForApiQuiet(sim, 1500ms, 30s)) << daemon.Log();
   std::set<std::string> active;
   for (const auto& [id, order] : world) active.insert(id);

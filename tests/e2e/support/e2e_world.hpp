@@ -194,6 +194,16 @@ inline long Count(const std::string& dsn, const std::string& sql) {
   }
 }
 
+/// Waits until `dsn` holds exactly `expected` orders (a first scan done), up to `timeout`.
+inline bool WaitForOrderCount(const std::string& dsn, std::size_t expected,
+                              std::chrono::milliseconds timeout) {
+  return WaitUntil(
+      [&] {
+        return Count(dsn, "SELECT count(*) FROM mailtrail.orders") == static_cast<long>(expected);
+      },
+      timeout);
+}
+
 /// Orders whose stored status/imb/tracking/carrier/updatedAt differ from the simulator's summary
 /// (missing ones included); each entry names the order and both states.
 inline std::vector<std::string> Diverging(const std::string& dsn,

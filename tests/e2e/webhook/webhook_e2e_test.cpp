@@ -7,10 +7,10 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <set>
+#include <sstream>
 
 #include "e2e_world.hpp"
 #include "mailtrail_process.hpp"
@@ -114,13 +114,7 @@ TEST_F(WebhookE2eTest, GenuineDeliveriesInBothFormatsRecordEveryChange) {
                   "json"});
   const auto world = SimOrders(sim, true);
   auto daemon = Start(WebhookOnlyConfig(sim, database.dsn()));
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return Count(database.dsn(), "SELECT count(*) FROM mailtrail.orders") ==
-               static_cast<long>(world.size());
-      },
-      60s))
-      << daemon->Log();
+  ASSERT_TRUE(WaitForOrderCount(database.dsn(), world.size(), 60s)) << daemon->Log();
   // Start-up work (the full scan, a list poll) done: from here on only webhooks refresh.
   ASSERT_TRUE(WaitForApiQuiet(sim, 1500ms, 30s)) << daemon->Log();
   const long first_seen = Count(database.dsn(), "SELECT count(*) FROM mailtrail.order_changes");
@@ -465,13 +459,7 @@ TEST_F(WebhookE2eTest, LiveMetricsScrapePassesPromtool) {
                   kJwtSecret, "--webhook-format", "jwt"});
   auto daemon = Start(WebhookOnlyConfig(sim, database.dsn()));
   const auto world = SimOrders(sim, true);
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return Count(database.dsn(), "SELECT count(*) FROM mailtrail.orders") ==
-               static_cast<long>(world.size());
-      },
-      60s))
-      << daemon->Log();
+  ASSERT_TRUE(WaitForOrderCount(database.dsn(), world.size(), 60s)) << daemon->Log();
   for (const auto& [id, order] : world) sim.Post("/__sim/orders/" + id + "/step");
   PostJson(sim, "/__sim/webhooks/forge",
            {{"url", webhook_url()}, {"secret", kJwtSecret}, {"kind", "wrong_secret"}});
@@ -516,13 +504,7 @@ TEST_F(WebhookE2eTest, MetricsIncludeLatencyHistogramsAndUnknownValues) {
                   "--fault", "429:rate=0.2,retry_after=1"});
   auto daemon = Start(WebhookOnlyConfig(sim, database.dsn()));
   const auto world = SimOrders(sim, true);
-  ASSERT_TRUE(WaitUntil(
-      [&] {
-        return Count(database.dsn(), "SELECT count(*) FROM mailtrail.orders") ==
-               static_cast<long>(world.size());
-      },
-      60s))
-      << daemon->Log();
+  ASSERT_TRUE(WaitForOrderCount(database.dsn(), world.size(), 60s)) << daemon->Log();
   for (const auto& [id, order] : world) sim.Post("/__sim/orders/" + id + "/step");
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -552,7 +534,8 @@ TEST_F(WebhookE2eTest, MetricsIncludeLatencyHistogramsAndUnknownValues) {
     double sum = 0;
     std::istringstream lines(scrape);
     for (std::string line; std::getline(lines, line);) {
-      if (line.rfind(prefix, 0) == 0 && (line[prefix.size()] == ' ' || line[prefix.size()] == '{')) {
+      if (line.rfind(prefix, 0) == 0 &&
+          (line[prefix.size()] == ' ' || line[prefix.size()] == '{')) {
         sum += std::stod(line.substr(line.rfind(' ') + 1));
       }
     }
