@@ -183,6 +183,14 @@ struct ListQuery {
 /// from further back would only be recorded twice, which the store makes idempotent. The walk
 /// ends at an empty or short page or at `totalCount`.
 ///
+/// A page whose body cannot be read (not JSON: one order with invalid UTF-8 or a number beyond a
+/// double makes the whole page unreadable) is fetched again as ten smaller pages, and an
+/// unreadable one of those as single orders, so that only the unreadable orders are missed; each
+/// is logged with its position. When the first two smaller pages are unreadable as well the
+/// fault is the endpoint's, not an order's, and the page's error is thrown as it was. After the
+/// last page, Next() throws kBadResponse naming the unreadable positions (ThrowIfUnreadable), so a
+/// pass that missed orders still fails, after recording everything else.
+///
 /// Same thread affinity as Client; the client must outlive the pager. Next() throws ApiError
 /// (kBadResponse when a page lacks its `data` array).
 class ListPager {
@@ -194,10 +202,26 @@ class ListPager {
 
   /// `totalCount` from the last page fetched (-1 before the first).
   long long total_count() const { return total_count_; }
-  /// Pages fetched so far.
+  /// Pages fetched so far (a page fetched again in smaller parts counts once).
   int pages() const { return pages_; }
+  /// List positions (`skip` values) whose order could not be read, in the order met.
+  const std::vector<int>& unreadable() const { return unreadable_; }
+  /// Throws kBadResponse naming the unreadable positions met so far, once; a walk that stops
+  /// before the end calls it so that missed orders still fail the pass.
+  void ThrowIfUnreadable();
 
  private:
+  /// The `data` array of positions [skip, skip + limit), or what could be read of it (see the
+  /// class comment); `covered` is how many positions it accounts for (fewer at the list's end).
+  struct Range {
+    nlohmann::json items = nlohmann::json::array();
+    int covered = 0;
+  };
+  net::awaitable<nlohmann::json> Fetch(int skip, int limit);
+  net::awaitable<Range> FetchRange(int skip, int limit);
+  Range ReadPage(nlohmann::json page, int skip);
+  net::awaitable<Range> FetchInParts(int skip, int limit);
+
   Client* client_;
   ListQuery query_;
   Purpose purpose_;
@@ -208,6 +232,8 @@ class ListPager {
   static constexpr std::size_t kDedupPages = 10;
   std::deque<std::vector<std::string>> recent_;  ///< ids of the last kDedupPages pages
   std::unordered_set<std::string> seen_;         ///< the same ids, for lookup
+  std::vector<int> unreadable_;
+  bool unreadable_reported_ = false;
 };
 
 }  // namespace mailtrail::postgrid

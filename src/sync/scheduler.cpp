@@ -307,6 +307,7 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
     // cover anyway (with 10 % of orders changing per hour most pages hold one).
     if (!full_scan && outcome.new_orders == 0) break;
   }
+  pager.ThrowIfUnreadable();  // before a backfill could be saved as finished
   if (save_backfill && !stopping_) {
     const store::BackfillPosition position{start_skip + std::int64_t{pager.pages()} * kPageSize,
                                            since, true};
@@ -325,6 +326,7 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
                                                     std::optional<domain::Timestamp> due_before) {
   PassResult result;
   std::int64_t envelopes_seen = 0;
+  std::size_t unreadable_orders = 0;
   postgrid::ListQuery envelopes_query;
   envelopes_query.source = postgrid::ListQuery::Source::kReturnEnvelopes;
   envelopes_query.page_size = kPageSize;
@@ -355,9 +357,19 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
         news += outcome.new_orders;
         if (!full_scan && outcome.new_orders == 0) break;
       }
+      // The other envelopes are still walked; the pass fails at the end.
+      unreadable_orders += orders.unreadable().size();
     }
     ++result.pages;
     if (!full_scan && news == 0) break;
+  }
+  envelopes.ThrowIfUnreadable();
+  if (unreadable_orders > 0) {
+    throw postgrid::ApiError(postgrid::ApiErrorKind::kBadResponse, 200, "return envelope orders",
+                             "",
+                             std::to_string(unreadable_orders) +
+                                 " order(s) could not be read (response body is not valid JSON); "
+                                 "everything else on their pages was recorded");
   }
   if (!stopping_) envelopes_seen_ = std::max(envelopes_seen_, envelopes_seen);
   co_return result;

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -548,6 +549,73 @@ TEST(ListPager, PageWithoutDataIsABadResponse) {
   } catch (const ApiError& error) {
     EXPECT_EQ(error.kind(), ApiErrorKind::kBadResponse);
   }
+}
+
+/// Walks to the end or to the first error, keeping what was returned before it.
+net::awaitable<bool> WalkUntilError(ListPager* pager, std::vector<std::string>* seen,
+                                    std::optional<ApiError>* error) {
+  try {
+    while (auto page = co_await pager->Next()) {
+      for (const auto& item : *page) seen->push_back(item.at("id").get<std::string>());
+    }
+  } catch (const ApiError& e) {
+    *error = e;
+  }
+  co_return error->has_value();
+}
+
+TEST(ListPager, AnUnreadableOrderCostsOnlyThatOrder) {
+  // Position 137's order holds invalid UTF-8, so every list answer that includes it is not JSON.
+  const auto ids = Ids("letter_", 250);
+  FakePostGrid fake([&ids](const FakeRequest& request) {
+    const int skip = std::stoi(testing::QueryParam(request.target, "skip"));
+    const int limit = std::stoi(testing::QueryParam(request.target, "limit"));
+    std::string body = testing::ListJson(ids, skip, limit);
+    if (skip <= 137 && 137 < skip + limit) {
+      body.replace(body.find("\"letter_137\""), 12,
+                   "\"letter_\xff\xfe"
+                   "7\"");
+    }
+    return Ok(body);
+  });
+  net::io_context ioc;
+  Client client(ioc.get_executor(), FastOptions(fake));
+  ListQuery query;
+  query.type = OrderType::kLetter;
+  ListPager pager(client, query, Purpose::kFullScan);
+  std::vector<std::string> seen;
+  std::optional<ApiError> error;
+  RunOne(ioc, WalkUntilError(&pager, &seen, &error));
+
+  std::vector<std::string> expected = ids;
+  expected.erase(expected.begin() + 137);
+  EXPECT_EQ(seen, expected) << "every readable order, once, in order";
+  EXPECT_EQ(pager.unreadable(), std::vector<int>{137});
+  ASSERT_TRUE(error.has_value()) << "a pass that missed an order must fail at its end";
+  EXPECT_EQ(error->kind(), ApiErrorKind::kBadResponse);
+  EXPECT_THAT(error->what(), ::testing::HasSubstr("positions 137"));
+  // Pages 0 and 2 once; page 1 (attempts), its part 130-139 (attempts), that part's ten orders
+  // (attempts for the bad one), and the page's other nine parts once each.
+  EXPECT_EQ(fake.request_count(), 2u + 4u + 9u + 4u + 9u + 4u);
+}
+
+TEST(ListPager, AnEndpointAnsweringGarbageFailsAsBeforeAfterAFewTries) {
+  FakePostGrid fake([](const FakeRequest&) { return Ok("<html><body>Bad gateway</body></html>"); });
+  net::io_context ioc;
+  Client client(ioc.get_executor(), FastOptions(fake));
+  ListQuery query;
+  query.type = OrderType::kLetter;
+  ListPager pager(client, query, Purpose::kDiscovery);
+  std::vector<std::string> seen;
+  std::optional<ApiError> error;
+  RunOne(ioc, WalkUntilError(&pager, &seen, &error));
+  EXPECT_TRUE(seen.empty());
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->kind(), ApiErrorKind::kBadResponse);
+  EXPECT_THAT(error->what(), ::testing::HasSubstr("skip=0&limit=100"));
+  EXPECT_TRUE(pager.unreadable().empty()) << "the endpoint's fault, not an order's";
+  // The page, then its first two parts, each split into its first two orders, all with retries.
+  EXPECT_LE(fake.request_count(), 4u * 7u);
 }
 
 }  // namespace
