@@ -32,6 +32,13 @@ CREATE INDEX order_status_entries_day_idx
 COMMENT ON TABLE mailtrail.order_status_entries IS
     'Derived from order_changes by triggers (do not write it): one row per status change with a non-null new status, with the moment the order entered that status as status_durations defines it. mailtrail.rebuild_order_summaries() recomputes it.';
 
+COMMENT ON COLUMN mailtrail.order_status_entries.change_id IS 'The order_changes.id of the status change (orders entries entered at the same moment).';
+COMMENT ON COLUMN mailtrail.order_status_entries.order_id IS 'The PostGrid order id.';
+COMMENT ON COLUMN mailtrail.order_status_entries.order_type IS 'The order''s order_type.';
+COMMENT ON COLUMN mailtrail.order_status_entries.live IS 'The order''s live flag.';
+COMMENT ON COLUMN mailtrail.order_status_entries.status IS 'The status entered (new_value of the change).';
+COMMENT ON COLUMN mailtrail.order_status_entries.entered_at IS 'createdAt for a first ready/placed, else api_updated_at, else observed_at (as status_durations.entered_at).';
+
 -- One row per order that has any of these moments: the first of each, as delivery_performance
 -- and the certified-mail recipe define them. min() only ever moves earlier as rows arrive, so an
 -- insert needs only the new rows, in whatever order they come.
