@@ -165,6 +165,7 @@ BEGIN
        OR (field = 'status' AND new_value = 'completed')
        OR (field = 'signed_by' AND new_value IS NOT NULL)
     GROUP BY order_id
+    ORDER BY order_id  -- rows locked in one order by every writer: no deadlock between batches
     ON CONFLICT (order_id) DO UPDATE SET
         carrier_delivered_at = least(s.carrier_delivered_at, excluded.carrier_delivered_at),
         completed_at = least(s.completed_at, excluded.completed_at),
@@ -180,6 +181,7 @@ BEGIN
     FROM new_events
     WHERE status = 'delivered'
     GROUP BY order_id
+    ORDER BY order_id
     ON CONFLICT (order_id) DO UPDATE SET
         delivered_event_at = least(s.delivered_event_at, excluded.delivered_event_at);
     RETURN NULL;
