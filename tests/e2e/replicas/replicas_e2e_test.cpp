@@ -107,10 +107,11 @@ TEST_F(ReplicasE2eTest, TwoReplicasSplitThePollingOneLeadsAndTheOtherTakesOver) 
       60s))
       << a->process->Log() << b->process->Log();
 
-  // Watch three intervals of steady polling.
+  // Watch six intervals of steady polling: list walks (the cheaper path) stand in for many GETs,
+  // and over three intervals a loaded machine saw as few as 9 orders fetched twice.
   ASSERT_EQ(sim.Delete("/__sim/stats").status, 200);
   const std::string a_before = a->Metrics(), b_before = b->Metrics();
-  std::this_thread::sleep_for(std::chrono::milliseconds(3 * kIntervalMs + 500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(6 * kIntervalMs + 500));
   const json log = GetJson(sim, "/__sim/requests?limit=10000");
   const std::string a_after = a->Metrics(), b_after = b->Metrics();
   ASSERT_LT(log["totalCount"].get<long>(), 10000) << "the request log overflowed";
@@ -143,7 +144,9 @@ TEST_F(ReplicasE2eTest, TwoReplicasSplitThePollingOneLeadsAndTheOtherTakesOver) 
   // How many orders get polled in the window depends on the machine's load; what must hold is
   // that none is fetched twice within the interval, over enough repeat fetches to mean something.
   EXPECT_GT(fetched.size(), orders.size() / 3) << "too few orders polled to judge";
-  EXPECT_GE(gaps, 50u) << "too few orders fetched twice to judge";
+  // Most polls are list walks (a page covers 100 orders), so GETs of one order twice are the
+  // minority: 59-94 in six intervals here; 30 still judges the split.
+  EXPECT_GE(gaps, 30u) << "too few orders fetched twice to judge";
   EXPECT_GE(min_gap, kIntervalMs - 100)
       << "order " << closest << " was fetched twice " << min_gap << " ms apart";
   std::cout << "[ measured ] " << fetched.size() << " orders polled, " << gaps
