@@ -3,7 +3,7 @@
 -- kept up to date by triggers in the transaction of every write (per-order Apply, ApplyBatch,
 -- webhook refresh, backfill: no store code knows about them), give the views the same answers
 -- from far fewer and narrower rows. Both are derived data: mailtrail.rebuild_order_summaries()
--- recomputes them from scratch, and views_equivalence_pgtest checks that the triggers leave them
+-- recomputes them from scratch, and order_stage_summaries_pgtest checks that the triggers leave them
 -- equal to such a rebuild and the views equal to their 0004 definitions.
 
 -- One row per status change with a non-null new status (what status_durations and
