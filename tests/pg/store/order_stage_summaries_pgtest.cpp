@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "generated_history.hpp"
 #include "pg_test_database.hpp"
 #include "store/migrator.hpp"
 
@@ -25,30 +26,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kMigrations = fs::path(MAILTRAIL_SOURCE_DIR) / "migrations";
-constexpr const char* kViews[] = {"order_timeline", "status_durations", "stuck_orders",
-                                  "daily_status_counts", "delivery_performance"};
+using generated::GenerateSql;
+using generated::kMigrations;
+using generated::kViews;
+using generated::ReadFile;
 constexpr const char* kSummaries[] = {"order_status_entries", "order_stage_times"};
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// bench/sql/generate.sql for `orders` orders, without its psql meta-commands.
-std::string GenerateSql(int orders) {
-  std::istringstream lines(
-      ReadFile(fs::path(MAILTRAIL_SOURCE_DIR) / "bench" / "sql" / "generate.sql"));
-  std::string sql;
-  for (std::string line; std::getline(lines, line);) {
-    if (!line.empty() && line[0] == '\\') continue;
-    sql += line + "\n";
-  }
-  return std::regex_replace(sql, std::regex(":orders"), std::to_string(orders));
-}
 
 // Applies the migrations up to and including `last` (a file name prefix such as "0004").
 void MigrateUpTo(pqxx::connection& connection, const std::string& last) {
