@@ -1,32 +1,50 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <pqxx/except>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "net/net.hpp"
 #include "store/database.hpp"
 
 namespace mailtrail::sync {
 
-/// The database thread. libpqxx is blocking and a connection is not thread-safe, so every store
-/// call runs on this single-thread pool with the one Database it owns, and coroutines on the I/O
-/// thread hop here and back with `co_await db.Run(fn)` (style.md concurrency rule). The I/O
-/// thread never waits on SQL.
+/// The database threads. libpqxx is blocking and a connection is not thread-safe, so every store
+/// call runs on a single-thread pool that owns one Database, and coroutines on the I/O thread hop
+/// there and back with `co_await db.Run(fn)` (style.md concurrency rule). The I/O thread never
+/// waits on SQL.
 ///
-/// A lost connection (pqxx::broken_connection) resets the Database so the next call reconnects;
+/// Run() always uses the primary connection, which holds session state (the leader's advisory
+/// lock) and keeps the order of the calls made on it. RunPooled() is for self-contained
+/// transactions, the page writes of the sync: it takes whichever connection has the least work
+/// queued, so that a full scan writes two pages at once (PostgreSQL's cost per new order is most of
+/// a sync's CPU, and one backend uses one core; bench/README.md, benchmark 1). Two writes of one
+/// order on two connections are safe: a page write locks its rows in id order, as it does against
+/// another replica.
+///
+/// A lost connection (pqxx::broken_connection) resets that Database so its next call reconnects;
 /// the error still reaches the caller, which decides when to retry.
 class DbExecutor {
  public:
-  explicit DbExecutor(std::string url) : database_(std::move(url)) {}
+  /// Connections in all, the primary included (each connects on its first use).
+  static constexpr std::size_t kDefaultConnections = 2;
+
+  explicit DbExecutor(const std::string& url, std::size_t connections = kDefaultConnections) {
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, connections); ++i) {
+      lanes_.push_back(std::make_unique<Lane>(url));
+    }
+  }
   ~DbExecutor() { Stop(); }
   DbExecutor(const DbExecutor&) = delete;
   DbExecutor& operator=(const DbExecutor&) = delete;
 
-  /// Runs `fn(store::Database&)` on the database thread and resumes the caller on its own
-  /// executor with the result (or the exception `fn` threw). `fn` is moved to the pool: capture by
-  /// value.
+  /// Runs `fn(store::Database&)` on the primary connection's thread and resumes the caller on its
+  /// own executor with the result (or the exception `fn` threw). `fn` is moved to the pool:
+  /// capture by value.
   ///
   /// Hazard: pass a named lambda (`auto write = [..](..) {..}; co_await
   /// db.Run(std::move(write));`). g++ 12 mis-destroys a lambda with captures written inline in the
@@ -34,35 +52,71 @@ class DbExecutor {
   /// that.
   template <typename Fn>
   auto Run(Fn fn) -> net::awaitable<std::invoke_result_t<Fn&, store::Database&>> {
-    using Result = std::invoke_result_t<Fn&, store::Database&>;
-    return net::co_spawn(pool_.get_executor(), Invoke<Result, Fn>(this, std::move(fn)),
-                         net::use_awaitable);
+    return RunOn(*lanes_.front(), std::move(fn));
   }
 
+  /// As Run(), on the connection with the least work queued. `fn` must not rely on session state
+  /// or on the order of other calls: one transaction, committed or rolled back within `fn`.
+  template <typename Fn>
+  auto RunPooled(Fn fn) -> net::awaitable<std::invoke_result_t<Fn&, store::Database&>> {
+    return RunOn(LeastBusyLane(), std::move(fn));
+  }
+
+  std::size_t connections() const { return lanes_.size(); }
   /// Whether the last database call succeeded (false after a failure, until one succeeds).
   bool reachable() const { return reachable_.load(); }
   std::uint64_t failures() const { return failures_.load(); }
   std::uint64_t reconnects() const { return reconnects_.load(); }
 
-  /// Waits for running work and joins the thread. Idempotent.
-  void Stop() { pool_.join(); }
+  /// Waits for running work and joins the threads. Idempotent.
+  void Stop() {
+    for (auto& lane : lanes_) lane->pool.join();
+  }
 
  private:
+  struct Lane {
+    explicit Lane(std::string url) : database(std::move(url)) {}
+    net::thread_pool pool{1};
+    store::Database database;
+    std::atomic<std::size_t> queued{0};  ///< calls handed to this lane and not finished
+  };
+
+  template <typename Fn>
+  auto RunOn(Lane& lane, Fn fn) -> net::awaitable<std::invoke_result_t<Fn&, store::Database&>> {
+    using Result = std::invoke_result_t<Fn&, store::Database&>;
+    ++lane.queued;
+    return net::co_spawn(lane.pool.get_executor(), Invoke<Result, Fn>(this, &lane, std::move(fn)),
+                         net::use_awaitable);
+  }
+
+  Lane& LeastBusyLane() {
+    Lane* best = lanes_.front().get();
+    for (auto& lane : lanes_) {
+      if (lane->queued.load() < best->queued.load()) best = lane.get();
+    }
+    return *best;
+  }
+
   template <typename Result, typename Fn>
-  static net::awaitable<Result> Invoke(DbExecutor* self, Fn fn) {
+  static net::awaitable<Result> Invoke(DbExecutor* self, Lane* lane, Fn fn) {
+    // Counted from the hand-over, so a call waiting for the thread counts as work queued.
+    struct Finished {
+      Lane* lane;
+      ~Finished() { --lane->queued; }
+    } finished{lane};
     try {
-      const std::size_t connects_before = self->database_.connects();
+      const std::size_t connects_before = lane->database.connects();
       if constexpr (std::is_void_v<Result>) {
-        fn(self->database_);
-        self->Succeeded(connects_before);
+        fn(lane->database);
+        self->Succeeded(lane->database.connects(), connects_before);
         co_return;
       } else {
-        Result result = fn(self->database_);
-        self->Succeeded(connects_before);
+        Result result = fn(lane->database);
+        self->Succeeded(lane->database.connects(), connects_before);
         co_return result;
       }
     } catch (const pqxx::broken_connection&) {
-      self->database_.Reset();
+      lane->database.Reset();
       self->Failed();
       throw;
     } catch (const pqxx::sql_error&) {
@@ -72,8 +126,8 @@ class DbExecutor {
     }
   }
 
-  void Succeeded(std::size_t connects_before) {
-    if (database_.connects() > connects_before && connects_before > 0) ++reconnects_;
+  void Succeeded(std::size_t connects_after, std::size_t connects_before) {
+    if (connects_after > connects_before && connects_before > 0) ++reconnects_;
     reachable_.store(true);
   }
   void Failed() {
@@ -81,8 +135,7 @@ class DbExecutor {
     ++failures_;
   }
 
-  net::thread_pool pool_{1};
-  store::Database database_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
   std::atomic<bool> reachable_{false};
   std::atomic<std::uint64_t> failures_{0};
   std::atomic<std::uint64_t> reconnects_{0};

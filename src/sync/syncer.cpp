@@ -79,18 +79,19 @@ net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::
   CountUnknownValues(snapshot);
   std::string raw = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const domain::Timestamp now = clock_();
-  auto* random = &random_;
+  const std::uint64_t seed = random_();
   const domain::PollPolicy policy = policy_;
   store::ApplyResult result;
   try {
-    auto apply = [snapshot = std::move(snapshot), raw = std::move(raw), source, now, random,
+    auto apply = [snapshot = std::move(snapshot), raw = std::move(raw), source, now, seed,
                   policy](store::Database& database) {
-      store::OrderRepository repository(database.Get(), policy, [random] {
-        return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
+      std::mt19937_64 random(seed);
+      store::OrderRepository repository(database.Get(), policy, [&random] {
+        return std::uniform_real_distribution<double>(0.0, 1.0)(random);
       });
       return repository.Apply(snapshot, raw, source, now);
     };
-    result = co_await db_.Run(std::move(apply));
+    result = co_await db_.RunPooled(std::move(apply));
   } catch (const std::exception&) {
     ++counters_.refresh_failures;
     throw;
@@ -127,18 +128,20 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
   if (mapped.empty()) co_return outcome;
 
   const domain::Timestamp now = clock_();
-  auto* random = &random_;
+  // Each write draws from its own generator: writes run on several database threads at once.
+  const std::uint64_t seed = random_();
   const domain::PollPolicy policy = policy_;
   struct Applied {
     PageOutcome outcome;
     std::vector<store::ApplyResult> results;
     std::vector<store::Source> sources;  // per result
   };
-  auto apply_page = [mapped = std::move(mapped), source, now, random, policy, outcome,
+  auto apply_page = [mapped = std::move(mapped), source, now, seed, policy, outcome,
                      due_before](store::Database& database) mutable {
     Applied out{outcome, {}, {}};
-    store::OrderRepository repository(database.Get(), policy, [random] {
-      return std::uniform_real_distribution<double>(0.0, 1.0)(*random);
+    std::mt19937_64 random(seed);
+    store::OrderRepository repository(database.Get(), policy, [&random] {
+      return std::uniform_real_distribution<double>(0.0, 1.0)(random);
     });
     std::vector<std::string> ids;
     ids.reserve(mapped.size());
@@ -229,7 +232,7 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
     }
     return out;
   };
-  Applied applied = co_await db_.Run(std::move(apply_page));
+  Applied applied = co_await db_.RunPooled(std::move(apply_page));
   for (std::size_t i = 0; i < applied.results.size(); ++i) {
     Count(applied.results[i], applied.sources[i]);
   }

@@ -90,7 +90,7 @@ class Syncer {
   DbExecutor& db_;
   domain::PollPolicy policy_;
   Clock clock_;
-  std::mt19937_64 random_;  // used on the database thread only
+  std::mt19937_64 random_;  ///< seeds each write's own generator (I/O thread only)
   SyncCounters counters_;
 };
 
