@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
+#include <exception>
+#include <memory>
 
 #include "store/sync_state.hpp"
 
@@ -42,6 +45,65 @@ std::string Describe(const PassResult& result) {
 domain::Timestamp After(domain::Timestamp t, std::chrono::milliseconds d) {
   return t + std::chrono::duration_cast<std::chrono::microseconds>(d);
 }
+
+// Pages a full scan fetches while earlier ones are still being written. A first sync's writes are
+// most of its time (PostgreSQL's cost per new order); with the fetches and two database
+// connections working at once the sync keeps to the rate limit (bench/README.md, benchmark 1).
+constexpr std::size_t kPageWritesAhead = 2;
+
+// One list page's write, started and not yet waited for.
+struct PageWrite {
+  explicit PageWrite(const net::any_io_executor& executor)
+      : done(executor, net::steady_timer::time_point::max()) {}
+  net::steady_timer done;  ///< cancelled when the write finishes
+  bool finished = false;
+  PageOutcome outcome;
+  std::exception_ptr error;
+  std::int64_t pages_fetched = 0;  ///< the pager's page count when this page was fetched
+};
+
+// The page writes of one list walk, taken in oldest first, so that a backfill's position is saved
+// in page order. Up to `ahead` writes run while the walk fetches on (0: each page is written
+// before the next is fetched).
+class PageWrites {
+ public:
+  PageWrites(net::any_io_executor executor, std::size_t ahead)
+      : executor_(std::move(executor)), ahead_(ahead) {}
+  PageWrites(const PageWrites&) = delete;
+  PageWrites& operator=(const PageWrites&) = delete;
+
+  void Start(net::awaitable<PageOutcome> apply, std::int64_t pages_fetched) {
+    auto write = std::make_shared<PageWrite>(executor_);
+    write->pages_fetched = pages_fetched;
+    net::co_spawn(executor_, std::move(apply),
+                  [write](const std::exception_ptr& error, PageOutcome outcome) {
+                    write->error = error;
+                    write->outcome = outcome;
+                    write->finished = true;
+                    write->done.cancel();
+                  });
+    writes_.push_back(std::move(write));
+  }
+  /// More writes running than the walk may leave behind it.
+  bool over() const { return writes_.size() > ahead_; }
+  bool empty() const { return writes_.empty(); }
+
+  /// Waits for the oldest write and hands it over (its failure in `error`).
+  net::awaitable<std::shared_ptr<PageWrite>> TakeOldest() {
+    auto write = std::move(writes_.front());
+    writes_.pop_front();
+    while (!write->finished) {
+      boost::system::error_code cancelled;  // how the write wakes us
+      co_await write->done.async_wait(net::redirect_error(net::use_awaitable, cancelled));
+    }
+    co_return write;
+  }
+
+ private:
+  net::any_io_executor executor_;
+  std::size_t ahead_;
+  std::deque<std::shared_ptr<PageWrite>> writes_;
+};
 
 }  // namespace
 
@@ -286,38 +348,83 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
   query.start_skip = static_cast<int>(start_skip);
   postgrid::ListPager pager(client_, query, purpose);
   const std::string type_name(domain::EndpointName(type));
-  while (!stopping_) {
-    auto page = co_await pager.Next();
-    if (!page) break;
-    const PageOutcome outcome =
-        co_await syncer_.ApplyPage(std::move(*page), source, "", since, due_before);
-    Merge(result, outcome);
-    if (save_backfill) {
-      const store::BackfillPosition position{start_skip + std::int64_t{pager.pages()} * kPageSize,
-                                             since, false};
-      const domain::Timestamp now = syncer_.Now();
-      auto save_position = [type_name, position, now](store::Database& database) {
-        store::SaveBackfill(database.Get(), type_name, position, now);
-      };
-      co_await db_.Run(std::move(save_position));
+  // A full scan decides nothing from a page's outcome, so it fetches on while pages are written;
+  // discovery and a backfill --since stop on what a page held, so they wait for each write.
+  PageWrites writes(executor_, full_scan && !since ? kPageWritesAhead : 0);
+  std::exception_ptr failure;  // rethrown once the pages in flight are written
+  bool walk_on = true;
+  while (walk_on && !stopping_ && !failure) {
+    std::optional<nlohmann::json> page;
+    try {
+      page = co_await pager.Next();
+    } catch (const std::exception&) {
+      failure = std::current_exception();
+      break;
     }
-    if (since && outcome.items > 0 && outcome.oldest_created_before_since == outcome.items) break;
-    // Discovery looks for new orders (contract: "until a page holds only known orders"); changed
-    // ones on the page are recorded, but walking on for them would cost pages that the polls
-    // cover anyway (with 10 % of orders changing per hour most pages hold one).
-    if (!full_scan && outcome.new_orders == 0) break;
+    if (!page) break;
+    auto apply = syncer_.ApplyPage(std::move(*page), source, "", since, due_before);
+    writes.Start(std::move(apply), pager.pages());
+    while (writes.over() && !failure) {
+      const auto write = co_await writes.TakeOldest();
+      if (write->error) {
+        failure = write->error;
+        break;
+      }
+      Merge(result, write->outcome);
+      if (save_backfill) {
+        try {
+          co_await SaveBackfillPosition(type_name, start_skip + write->pages_fetched * kPageSize,
+                                        since, false);
+        } catch (const std::exception&) {
+          failure = std::current_exception();
+          break;
+        }
+      }
+      if (since && write->outcome.items > 0 &&
+          write->outcome.oldest_created_before_since == write->outcome.items) {
+        walk_on = false;
+      }
+      // Discovery looks for new orders (contract: "until a page holds only known orders");
+      // changed ones on the page are recorded, but walking on for them would cost pages that the
+      // polls cover anyway (with 10 % of orders changing per hour most pages hold one).
+      if (!full_scan && write->outcome.new_orders == 0) walk_on = false;
+    }
   }
+  while (!writes.empty()) {
+    const auto write = co_await writes.TakeOldest();
+    if (write->error) {
+      if (!failure) failure = write->error;
+      continue;
+    }
+    Merge(result, write->outcome);  // written, so counted, even after another page failed
+    if (save_backfill && !failure) {
+      try {
+        co_await SaveBackfillPosition(type_name, start_skip + write->pages_fetched * kPageSize,
+                                      since, false);
+      } catch (const std::exception&) {
+        failure = std::current_exception();
+      }
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
   pager.ThrowIfUnreadable();  // before a backfill could be saved as finished
   if (save_backfill && !stopping_) {
-    const store::BackfillPosition position{start_skip + std::int64_t{pager.pages()} * kPageSize,
-                                           since, true};
-    const domain::Timestamp now = syncer_.Now();
-    auto save_finished = [type_name, position, now](store::Database& database) {
-      store::SaveBackfill(database.Get(), type_name, position, now);
-    };
-    co_await db_.Run(std::move(save_finished));
+    co_await SaveBackfillPosition(type_name, start_skip + std::int64_t{pager.pages()} * kPageSize,
+                                  since, true);
   }
   co_return result;
+}
+
+net::awaitable<void> Scheduler::SaveBackfillPosition(std::string type_name, std::int64_t skip,
+                                                     std::optional<domain::Timestamp> since,
+                                                     bool finished) {
+  const store::BackfillPosition position{skip, since, finished};
+  const domain::Timestamp now = syncer_.Now();
+  auto save_position = [type_name = std::move(type_name), position,
+                        now](store::Database& database) {
+    store::SaveBackfill(database.Get(), type_name, position, now);
+  };
+  co_await db_.Run(std::move(save_position));
 }
 
 net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Source source,
@@ -331,8 +438,24 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
   envelopes_query.source = postgrid::ListQuery::Source::kReturnEnvelopes;
   envelopes_query.page_size = kPageSize;
   postgrid::ListPager envelopes(client_, envelopes_query, purpose);
-  while (!stopping_) {
-    auto page = co_await envelopes.Next();
+  // As in WalkType: a full scan writes pages while it fetches on, across envelopes.
+  PageWrites writes(executor_, full_scan ? kPageWritesAhead : 0);
+  std::exception_ptr failure;  // rethrown once the pages in flight are written
+  const auto take_in = [&result, &failure](const PageWrite& write) {
+    if (write.error) {
+      if (!failure) failure = write.error;
+      return;
+    }
+    Merge(result, write.outcome);
+  };
+  while (!stopping_ && !failure) {
+    std::optional<nlohmann::json> page;
+    try {
+      page = co_await envelopes.Next();
+    } catch (const std::exception&) {
+      failure = std::current_exception();
+      break;
+    }
     if (!page) break;
     std::size_t news = 0;
     for (const auto& envelope : *page) {
@@ -348,21 +471,38 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
       orders_query.envelope_id = envelope_id;
       orders_query.page_size = kPageSize;
       postgrid::ListPager orders(client_, orders_query, purpose);
-      while (!stopping_) {
-        auto orders_page = co_await orders.Next();
+      bool walk_on = true;
+      while (walk_on && !stopping_ && !failure) {
+        std::optional<nlohmann::json> orders_page;
+        try {
+          orders_page = co_await orders.Next();
+        } catch (const std::exception&) {
+          failure = std::current_exception();
+          break;
+        }
         if (!orders_page) break;
-        const PageOutcome outcome = co_await syncer_.ApplyPage(std::move(*orders_page), source,
-                                                               envelope_id, since, due_before);
-        Merge(result, outcome);
-        news += outcome.new_orders;
-        if (!full_scan && outcome.new_orders == 0) break;
+        auto apply =
+            syncer_.ApplyPage(std::move(*orders_page), source, envelope_id, since, due_before);
+        writes.Start(std::move(apply), orders.pages());
+        while (writes.over()) {
+          const auto write = co_await writes.TakeOldest();
+          take_in(*write);
+          news += write->outcome.new_orders;
+          if (!full_scan && write->outcome.new_orders == 0) walk_on = false;
+        }
       }
+      if (failure) break;
       // The other envelopes are still walked; the pass fails at the end.
       unreadable_orders += orders.unreadable().size();
     }
     ++result.pages;
     if (!full_scan && news == 0) break;
   }
+  while (!writes.empty()) {
+    const auto write = co_await writes.TakeOldest();
+    take_in(*write);
+  }
+  if (failure) std::rethrow_exception(failure);
   envelopes.ThrowIfUnreadable();
   if (unreadable_orders > 0) {
     throw postgrid::ApiError(postgrid::ApiErrorKind::kBadResponse, 200, "return envelope orders",

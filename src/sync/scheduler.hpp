@@ -135,6 +135,9 @@ class Scheduler {
                                       std::optional<domain::Timestamp> since,
                                       std::int64_t start_skip, bool save_backfill,
                                       std::optional<domain::Timestamp> due_before = std::nullopt);
+  /// Records how far a backfill of `type_name` got (every page before `skip` written).
+  net::awaitable<void> SaveBackfillPosition(std::string type_name, std::int64_t skip,
+                                            std::optional<domain::Timestamp> since, bool finished);
   /// The cheaper path: when walking `type`'s list costs fewer requests than GETting the orders
   /// due within the next poll interval, walk it (source poll) and record those orders as checked.
   net::awaitable<void> MaybeListPoll(domain::OrderType type);

@@ -580,15 +580,17 @@ TEST_F(CrashE2eTest, SigtermDuringBusySyncExitsCleanlyWithNothingHalfWritten) {
     if (round > 0) {
       ASSERT_EQ(sim.Post("/__sim/advance", R"({"duration":"2h"})").status, 200);
     }
-    std::this_thread::sleep_for(Uniform(0ms, 3000ms));
+    // Up to 1.5 s: a full scan writes pages while it fetches the next ones, and the list walks
+    // that stand in for polls clear a backlog of this size in a few seconds.
+    std::this_thread::sleep_for(Uniform(0ms, 1500ms));
     const long pending = round == 0
                              ? static_cast<long>(world.size()) -
                                    Count(database.dsn(), "SELECT count(*) FROM mailtrail.orders")
                              : Count(database.dsn(),
                                      "SELECT count(*) FROM mailtrail.orders WHERE NOT terminal AND "
                                      "next_check_at <= now()");
-    ASSERT_GT(pending, 100) << "round " << round << ": the backlog was gone before SIGTERM\n"
-                            << Tail(daemon.Log());
+    ASSERT_GT(pending, 20) << "round " << round << ": the backlog was gone before SIGTERM\n"
+                           << Tail(daemon.Log());
     ASSERT_TRUE(daemon.running()) << Tail(daemon.Log());
     const auto sent = Clock::now();
     const int exit_code = daemon.Terminate(10s);
