@@ -9,14 +9,19 @@
 // Needs MAILTRAIL_TEST_DSN (scripts/pg_tmp.sh or scripts/bench provide it); makes and drops its
 // own databases. Prints each figure beside its target; appends `| benchmark | figure | target |
 // PASS/FAIL |` lines to $MAILTRAIL_BENCH_RESULTS when set; exit 1 on a miss, 2 when it cannot run.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <pqxx/pqxx>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pg_test_database.hpp"
@@ -126,38 +131,64 @@ long Count(pqxx::connection& connection, const char* table) {
   return tx.exec(std::string("SELECT count(*) FROM mailtrail.") + table)[0][0].as<long>();
 }
 
-// Records orders [0, count) at `stage` in pages, as Syncer::ApplyPage does. Only the store calls
-// are timed (building the snapshots is the mapper's work, measured by the CPU benchmark).
-Figures RecordPages(pqxx::connection& connection, std::size_t count, int stage, bool batched) {
-  mailtrail::store::OrderRepository repository(connection, {1h, 6h, 24h * 14}, [] { return 0.5; });
-  const long changes_before = Count(connection, "order_changes");
-  const long events_before = Count(connection, "carrier_tracking_events");
-  Figures figures;
-  std::chrono::steady_clock::duration busy{};
-  const Timestamp observed = At("2026-11-27T00:00:00Z") + std::chrono::hours(stage);
+// Records orders [0, count) at `stage` in pages, as Syncer::ApplyPage does, on `writers`
+// connections at once, each taking the next page (the daemon writes a full scan's pages on
+// DbExecutor::kDefaultConnections = 2). The pages are built first: only the store calls are timed
+// (building the snapshots is the mapper's work, measured by the CPU benchmark).
+Figures RecordPages(const std::string& dsn, std::size_t count, int stage, bool batched,
+                    std::size_t writers) {
+  pqxx::connection counting(dsn);
+  const long changes_before = Count(counting, "order_changes");
+  const long events_before = Count(counting, "carrier_tracking_events");
+  std::vector<std::vector<SnapshotToApply>> pages;
+  std::vector<std::vector<std::string>> page_ids;
   for (std::size_t first = 0; first < count; first += kPageSize) {
-    std::vector<SnapshotToApply> page;
-    std::vector<std::string> ids;
+    pages.emplace_back();
+    page_ids.emplace_back();
     for (std::size_t n = first; n < std::min(count, first + kPageSize); ++n) {
-      page.push_back(Order(n, stage));
-      ids.push_back(page.back().snapshot.ref.id);
+      pages.back().push_back(Order(n, stage));
+      page_ids.back().push_back(pages.back().back().snapshot.ref.id);
     }
-    const auto started = std::chrono::steady_clock::now();
-    repository.StoredStates(ids);  // ApplyPage's look-up of what is stored
-    if (batched) {
-      repository.ApplyBatch(page, mailtrail::store::Source::kBackfill, observed);
-    } else {
-      for (const auto& item : page) {
-        repository.Apply(item.snapshot, item.raw_json, mailtrail::store::Source::kBackfill,
-                         observed);
-      }
-    }
-    busy += std::chrono::steady_clock::now() - started;
-    figures.orders += static_cast<long>(page.size());
   }
-  figures.seconds = std::chrono::duration<double>(busy).count();
-  figures.changes = Count(connection, "order_changes") - changes_before;
-  figures.events = Count(connection, "carrier_tracking_events") - events_before;
+  std::vector<std::unique_ptr<pqxx::connection>> connections;
+  for (std::size_t w = 0; w < writers; ++w) {
+    connections.push_back(std::make_unique<pqxx::connection>(dsn));
+  }
+  const Timestamp observed = At("2026-11-27T00:00:00Z") + std::chrono::hours(stage);
+  std::atomic<std::size_t> next_page{0};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  const auto write_pages = [&](pqxx::connection& connection) {
+    try {
+      mailtrail::store::OrderRepository repository(connection, {1h, 6h, 24h * 14},
+                                                   [] { return 0.5; });
+      for (std::size_t k = next_page++; k < pages.size(); k = next_page++) {
+        repository.StoredStates(page_ids[k]);  // ApplyPage's look-up of what is stored
+        if (batched) {
+          repository.ApplyBatch(pages[k], mailtrail::store::Source::kBackfill, observed);
+        } else {
+          for (const auto& item : pages[k]) {
+            repository.Apply(item.snapshot, item.raw_json, mailtrail::store::Source::kBackfill,
+                             observed);
+          }
+        }
+      }
+    } catch (const std::exception&) {
+      const std::lock_guard lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  };
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (auto& connection : connections) threads.emplace_back(write_pages, std::ref(*connection));
+  for (auto& thread : threads) thread.join();
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  if (failure) std::rethrow_exception(failure);
+  Figures figures;
+  figures.seconds = std::chrono::duration<double>(elapsed).count();
+  figures.orders = static_cast<long>(count);
+  figures.changes = Count(counting, "order_changes") - changes_before;
+  figures.events = Count(counting, "carrier_tracking_events") - events_before;
   return figures;
 }
 
@@ -167,6 +198,14 @@ void Report(const std::string& name, const Figures& f) {
       "carrier_tracking_events %7.0f rows/s, all rows %8.0f/s\n",
       name.c_str(), f.orders, f.seconds, f.orders / f.seconds, f.changes / f.seconds,
       f.events / f.seconds, (f.orders + f.changes + f.events) / f.seconds);
+}
+
+std::size_t WritersFromEnv() {
+  const char* text = std::getenv("MAILTRAIL_BENCH_WRITERS");
+  if (text == nullptr || *text == '\0') return 2;  // the daemon's DbExecutor::kDefaultConnections
+  const long value = std::strtol(text, nullptr, 10);
+  if (value < 1 || value > 64) throw std::runtime_error("MAILTRAIL_BENCH_WRITERS must be 1-64");
+  return static_cast<std::size_t>(value);
 }
 
 std::size_t OrdersFromEnv() {
@@ -185,22 +224,28 @@ int main() {
     const std::size_t slice = std::min<std::size_t>(orders, 2000);
     const auto migrations = std::filesystem::path(MAILTRAIL_SOURCE_DIR) / "migrations";
 
+    const std::size_t writers = WritersFromEnv();
+
     mailtrail::testing::TestDatabase batched_db;
-    pqxx::connection batched(batched_db.dsn());
-    mailtrail::store::Migrate(batched, migrations);
-    const Figures backfill = RecordPages(batched, orders, 0, true);
-    const Figures refresh = RecordPages(batched, orders, 1, true);
+    {
+      pqxx::connection connection(batched_db.dsn());
+      mailtrail::store::Migrate(connection, migrations);
+    }
+    const Figures backfill = RecordPages(batched_db.dsn(), orders, 0, true, writers);
+    const Figures refresh = RecordPages(batched_db.dsn(), orders, 1, true, writers);
 
     mailtrail::testing::TestDatabase single_db;
-    pqxx::connection single(single_db.dsn());
-    mailtrail::store::Migrate(single, migrations);
-    const Figures one_by_one = RecordPages(single, slice, 0, false);
+    {
+      pqxx::connection connection(single_db.dsn());
+      mailtrail::store::Migrate(connection, migrations);
+    }
+    const Figures one_by_one = RecordPages(single_db.dsn(), slice, 0, false, 1);
 
-    std::printf("# write path (issue 10, benchmark 6): %zu orders, pages of %zu\n", orders,
-                kPageSize);
+    std::printf("# write path (issue 10, benchmark 6): %zu orders, pages of %zu, %zu writers\n",
+                orders, kPageSize, writers);
     Report("backfill, a page per transaction", backfill);
     Report("every order moved on, a page per transaction", refresh);
-    Report("backfill, an order per transaction (before)", one_by_one);
+    Report("backfill, an order per transaction, 1 writer (before)", one_by_one);
 
     const double change_rate = backfill.changes / backfill.seconds;
     const double speedup = change_rate / (one_by_one.changes / one_by_one.seconds);
@@ -215,8 +260,9 @@ int main() {
       char line[512];
       std::snprintf(line, sizeof line,
                     "| write path: backfill order_changes rows/s (%zu orders, 100 per "
-                    "transaction) | %.0f | >= %.0f | %s |\n",
-                    orders, change_rate, kTargetChangeRowsPerSecond, pass ? "PASS" : "FAIL");
+                    "transaction, %zu connections) | %.0f | >= %.0f | %s |\n",
+                    orders, writers, change_rate, kTargetChangeRowsPerSecond,
+                    pass ? "PASS" : "FAIL");
       out << line;
       std::snprintf(line, sizeof line,
                     "| write path: backfill all rows/s (orders %.0f + order_changes %.0f + "
