@@ -1,8 +1,17 @@
 #include "store/sql_params.hpp"
 
+#include <functional>
 #include <stdexcept>
 
 namespace mailtrail::store::detail {
+
+std::string SqlParams::StatementName(const std::string& sql) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::size_t hash = std::hash<std::string>{}(sql);
+  std::string name = "mt_";
+  for (int shift = 60; shift >= 0; shift -= 4) name += kHex[(hash >> shift) & 0xfU];
+  return name;
+}
 
 std::string TextArrayLiteral(const std::vector<std::string>& items) {
   std::string literal = "{";

@@ -58,5 +58,31 @@ TEST(SqlArraysPgTest, EveryValueRoundTripsThroughUnnest) {
   }
 }
 
+// Exec prepares each statement once per connection: repeated calls (past the five custom plans
+// after which PostgreSQL may switch to a generic one), a rolled-back transaction, two statements
+// at once, and a new connection (which must prepare again) all give the right rows.
+TEST(SqlParamsPgTest, PreparedStatementsSurviveRepeatsRollbacksAndNewConnections) {
+  mailtrail::testing::TestDatabase database;
+  const std::string twice = "SELECT $1::bigint * 2";
+  const std::string plus_one = "SELECT $1::bigint + 1";
+  EXPECT_NE(SqlParams::StatementName(twice), SqlParams::StatementName(plus_one));
+  EXPECT_EQ(SqlParams::StatementName(twice), SqlParams::StatementName(std::string(twice)));
+  for (int connection_round = 0; connection_round < 2; ++connection_round) {
+    pqxx::connection connection(database.dsn());
+    {
+      pqxx::work tx(connection);
+      EXPECT_EQ(SqlParams().Add(std::int64_t{5}).Exec(tx, twice)[0][0].as<std::int64_t>(), 10);
+      tx.abort();
+    }
+    pqxx::work tx(connection);
+    for (std::int64_t i = 0; i < 12; ++i) {
+      EXPECT_EQ(SqlParams().Add(i).Exec(tx, twice)[0][0].as<std::int64_t>(), 2 * i);
+      EXPECT_EQ(SqlParams().Add(i).Exec(tx, plus_one)[0][0].as<std::int64_t>(), i + 1);
+    }
+    EXPECT_EQ(tx.exec1("SELECT count(*) FROM pg_prepared_statements")[0].as<int>(), 2);
+    tx.commit();
+  }
+}
+
 }  // namespace
 }  // namespace mailtrail::store::detail
