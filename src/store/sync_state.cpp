@@ -151,4 +151,11 @@ void AddRequestCounts(pqxx::connection_base& connection, const std::vector<Reque
   tx.commit();
 }
 
+void AnalyzeSyncTables(pqxx::connection_base& connection) {
+  pqxx::nontransaction tx(connection);
+  tx.exec(
+      "ANALYZE mailtrail.orders, mailtrail.order_changes, mailtrail.carrier_tracking_events, "
+      "mailtrail.order_status_entries, mailtrail.order_stage_times");
+}
+
 }  // namespace mailtrail::store

@@ -56,4 +56,11 @@ struct RequestDelta {
 };
 void AddRequestCounts(pqxx::connection_base& connection, const std::vector<RequestDelta>& deltas);
 
+/// ANALYZE of the tables a sync writes (orders, the history and its summaries), for after a bulk
+/// load: a first full scan or a backfill grows them from nothing within seconds, and until
+/// autovacuum's next analyze the planner reads the history of 100 orders with plans meant for
+/// an empty table (bench/README.md, benchmark 3). Tables this role does not own are skipped by
+/// PostgreSQL with a warning.
+void AnalyzeSyncTables(pqxx::connection_base& connection);
+
 }  // namespace mailtrail::store

@@ -51,6 +51,9 @@ domain::Timestamp After(domain::Timestamp t, std::chrono::milliseconds d) {
 // connections working at once the sync keeps to the rate limit (bench/README.md, benchmark 1).
 constexpr std::size_t kPageWritesAhead = 2;
 
+// New orders in one pass from which the pass ends with an ANALYZE of the tables it grew.
+constexpr std::size_t kAnalyzeAfterNewOrders = 1000;
+
 // One list page's write, started and not yet waited for.
 struct PageWrite {
   explicit PageWrite(const net::any_io_executor& executor)
@@ -293,8 +296,13 @@ net::awaitable<PassResult> Scheduler::RefreshAll(std::vector<store::DueOrder> du
 }
 
 net::awaitable<std::vector<store::DueOrder>> Scheduler::ClaimDue(domain::Timestamp now) {
+  std::vector<domain::OrderType> types;
+  for (const auto type : options_.types) {
+    if (list_polling_.count(type) == 0) types.push_back(type);
+  }
+  if (types.empty()) co_return std::vector<store::DueOrder>{};
   auto claim_due = [now, limit = options_.claim_batch, lease = options_.lease,
-                    types = options_.types](store::Database& database) {
+                    types = std::move(types)](store::Database& database) {
     store::OrderRepository repository(database.Get(), {}, [] { return 0.0; });
     return repository.ClaimDue(now, limit, lease, types);
   };
@@ -573,7 +581,21 @@ net::awaitable<PassResult> Scheduler::Backfill(BackfillOptions options) {
     }
   }
   co_await FlushRequestCounts();
+  co_await AnalyzeAfterBulkLoad(total.new_orders);
   co_return total;
+}
+
+net::awaitable<void> Scheduler::AnalyzeAfterBulkLoad(std::size_t new_orders) {
+  if (new_orders < kAnalyzeAfterNewOrders) co_return;
+  try {
+    auto analyze = [](store::Database& database) { store::AnalyzeSyncTables(database.Get()); };
+    co_await db_.Run(std::move(analyze));
+    spdlog::info("analyzed the order and history tables after {} new orders", new_orders);
+  } catch (const std::exception& e) {
+    // Only the plans of the next minutes are at stake: autovacuum analyzes them too.
+    spdlog::warn("ANALYZE after {} new orders failed: {}; autovacuum will catch up", new_orders,
+                 e.what());
+  }
 }
 
 net::awaitable<PassResult> Scheduler::RunOnce() {
@@ -607,6 +629,7 @@ net::awaitable<PassResult> Scheduler::RunJob(std::string job, bool full_scan) {
     if (full_scan) state_.last_discovery = finished;
     spdlog::info("{}: {} pages, {} new orders, {} changed, {} changes recorded", job, result.pages,
                  result.new_orders, result.changed, result.changes);
+    co_await AnalyzeAfterBulkLoad(result.new_orders);
     if (full_scan) {
       for (const auto type : options_.types) {
         next_list_poll_[type] = After(started, options_.poll_interval);
@@ -632,10 +655,10 @@ net::awaitable<PassResult> Scheduler::RunJob(std::string job, bool full_scan) {
   std::rethrow_exception(failure);
 }
 
-net::awaitable<void> Scheduler::MaybeListPoll(domain::OrderType type) {
+net::awaitable<std::optional<domain::Timestamp>> Scheduler::PlanListPoll(domain::OrderType type) {
   const domain::Timestamp now = syncer_.Now();
   const auto it = next_list_poll_.find(type);
-  if (it != next_list_poll_.end() && now < it->second) co_return;
+  if (it != next_list_poll_.end() && now < it->second) co_return std::nullopt;
   // The next walk starts 5 % of the interval early: the orders this walk checks are due again
   // 100-110 % of the interval later (DecideSchedule's jitter), and a walk that started even a few
   // seconds late would find the early-jittered ones already GET by the poll loop.
@@ -650,20 +673,53 @@ net::awaitable<void> Scheduler::MaybeListPoll(domain::OrderType type) {
   // Return envelope orders are listed per envelope: walking them all costs the envelope list plus
   // up to one short page per envelope more than the orders alone would. Without a walk seen yet
   // that cost is unknown, so they are left to their GETs.
-  if (envelopes && envelopes_seen_ == 0) co_return;
+  if (envelopes && envelopes_seen_ == 0) co_return std::nullopt;
   const std::int64_t walk_listed = envelopes ? listed + kPageSize * (envelopes_seen_ + 1) : listed;
-  if (!domain::PreferListWalk(due_soon, walk_listed, kPageSize)) co_return;
+  if (!domain::PreferListWalk(due_soon, walk_listed, kPageSize)) co_return std::nullopt;
   spdlog::info(
       "{}: walking the list ({} orders) instead of {} GETs for the orders due this interval",
       domain::EndpointName(type), listed, due_soon);
-  const PassResult result =
-      envelopes ? co_await WalkEnvelopes(true, store::Source::kPoll, postgrid::Purpose::kPoll,
-                                         std::nullopt, horizon)
-                : co_await WalkType(type, true, store::Source::kPoll, postgrid::Purpose::kPoll,
-                                    std::nullopt, 0, false, horizon);
+  co_return horizon;
+}
+
+net::awaitable<void> Scheduler::ListPoll(domain::OrderType type, domain::Timestamp horizon) {
+  PassResult result;
+  if (type == domain::OrderType::kReturnEnvelopeOrder) {
+    result = co_await WalkEnvelopes(true, store::Source::kPoll, postgrid::Purpose::kPoll,
+                                    std::nullopt, horizon);
+  } else {
+    result = co_await WalkType(type, true, store::Source::kPoll, postgrid::Purpose::kPoll,
+                               std::nullopt, 0, false, horizon);
+  }
   spdlog::info("{} list poll: {} pages, {} orders checked, {} changed, {} new",
                domain::EndpointName(type), result.pages, result.refreshed, result.changed,
                result.new_orders);
+}
+
+net::awaitable<void> Scheduler::ListPolls() {
+  // Every type whose walk is planned is left alone by the poll loop from now until its walk ends:
+  // its orders that fall due meanwhile are recorded by the walk (its horizon is a whole interval),
+  // and a GET would be a second request. At start-up every order is due and the walks run one
+  // type after another, so without this the poll loop would GET the later types' orders first.
+  struct Planned {
+    std::set<domain::OrderType>& excluded;
+    std::vector<std::pair<domain::OrderType, domain::Timestamp>> walks;
+    ~Planned() {
+      for (const auto& walk : walks) excluded.erase(walk.first);
+    }
+  } planned{list_polling_, {}};
+  for (const auto type : options_.types) {
+    if (stopping_) co_return;
+    if (const auto horizon = co_await PlanListPoll(type)) {
+      planned.walks.emplace_back(type, *horizon);
+      list_polling_.insert(type);
+    }
+  }
+  for (const auto& [type, horizon] : planned.walks) {
+    if (stopping_) co_return;
+    co_await ListPoll(type, horizon);
+    list_polling_.erase(type);
+  }
 }
 
 net::awaitable<void> Scheduler::LeaderLoop() {
@@ -701,9 +757,7 @@ net::awaitable<void> Scheduler::LeaderLoop() {
             next_discovery_ = After(syncer_.Now(), options_.error_backoff);
           }
         }
-        for (const auto type : options_.types) {
-          if (!stopping_) co_await MaybeListPoll(type);
-        }
+        co_await ListPolls();
       } catch (const std::exception& e) {
         spdlog::warn("discovery step failed: {}", e.what());
         step_failed = true;

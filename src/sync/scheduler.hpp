@@ -138,14 +138,20 @@ class Scheduler {
   /// Records how far a backfill of `type_name` got (every page before `skip` written).
   net::awaitable<void> SaveBackfillPosition(std::string type_name, std::int64_t skip,
                                             std::optional<domain::Timestamp> since, bool finished);
-  /// The cheaper path: when walking `type`'s list costs fewer requests than GETting the orders
+  /// The cheaper path: when walking a type's list costs fewer requests than GETting the orders
   /// due within the next poll interval, walk it (source poll) and record those orders as checked.
-  net::awaitable<void> MaybeListPoll(domain::OrderType type);
+  /// ListPolls plans every type's walk, then walks them one after another.
+  net::awaitable<void> ListPolls();
+  /// The walk's horizon when `type`'s list walk is due now and cheaper than its GETs.
+  net::awaitable<std::optional<domain::Timestamp>> PlanListPoll(domain::OrderType type);
+  net::awaitable<void> ListPoll(domain::OrderType type, domain::Timestamp horizon);
   net::awaitable<PassResult> WalkEnvelopes(
       bool full_scan, store::Source source, postgrid::Purpose purpose,
       std::optional<domain::Timestamp> since,
       std::optional<domain::Timestamp> due_before = std::nullopt);
   net::awaitable<PassResult> RunJob(std::string job, bool full_scan);
+  /// ANALYZE (store::AnalyzeSyncTables) after a pass that added many orders; failures logged.
+  net::awaitable<void> AnalyzeAfterBulkLoad(std::size_t new_orders);
   net::awaitable<void> Heartbeat();
   net::awaitable<bool> Sleep(net::steady_timer& timer, std::chrono::milliseconds duration);
   void Spawn(net::awaitable<void> loop, const char* name);
@@ -183,6 +189,9 @@ class Scheduler {
   std::optional<domain::Timestamp> next_discovery_;
   std::optional<domain::Timestamp> next_full_scan_;
   std::map<domain::OrderType, domain::Timestamp> next_list_poll_;
+  /// Types whose list walk stands in for their polls right now: the poll loop leaves their due
+  /// orders to the walk instead of GETting them meanwhile.
+  std::set<domain::OrderType> list_polling_;
   /// Return envelopes seen by the last envelope walk (any kind): with the orders listed, what a
   /// walk of every envelope's orders costs, for the cheaper path. 0 until one walk happened.
   std::int64_t envelopes_seen_ = 0;
