@@ -1,6 +1,7 @@
 // Load generator for postgrid-sim's README figures: starts the simulator (SimProcess), records
 // its startup time and memory, then drives GET /{type}/{id} over keep-alive connections for a
 // bounded time and count. Not a test; run by hand (see tests/simulator/README.md).
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   double seconds = 10;
   uint64_t max_requests = 2'000'000;
   uint64_t max_rss_mib = 0;  // 0 = no check
+  double min_rps = 0;        // 0 = no check
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const std::string value = argv[i + 1];
@@ -92,9 +94,13 @@ int main(int argc, char** argv) {
       seconds = std::stod(value);
     else if (flag == "--max-requests")
       max_requests = std::stoull(value);
+    else if (flag == "--max-rss-mib")
+      max_rss_mib = std::stoull(value);
+    else if (flag == "--min-rps")
+      min_rps = std::stod(value);
     else {
       std::cerr << "usage: postgrid-sim-bench [--orders N] [--connections C] [--seconds S] "
-                   "[--max-requests M] [--max-rss-mib MIB]\n";
+                   "[--max-requests M] [--max-rss-mib MIB] [--min-rps R]\n";
       return 2;
     }
   }
@@ -149,12 +155,25 @@ int main(int argc, char** argv) {
   const std::string rss_lived = ProcStatus(sim.pid(), "VmRSS");
   std::cout << "after 30 simulated days (HTTP " << advanced.status << "): VmRSS=" << rss_lived
             << " VmHWM=" << ProcStatus(sim.pid(), "VmHWM") << std::endl;
-  if (max_rss_mib > 0) {
-    const uint64_t hwm_kib = std::stoull(ProcStatus(sim.pid(), "VmHWM"));
-    if (hwm_kib > max_rss_mib * 1024) {
-      std::cerr << "peak RSS " << hwm_kib / 1024 << " MiB exceeds " << max_rss_mib << " MiB\n";
-      return 1;
-    }
+  const double rps = static_cast<double>(totals.ok) / elapsed;
+  const uint64_t hwm_mib = std::stoull(ProcStatus(sim.pid(), "VmHWM")) / 1024;
+  const bool rps_met = min_rps <= 0 || rps >= min_rps;
+  const bool rss_met = max_rss_mib == 0 || hwm_mib <= max_rss_mib;
+  std::cout << "GET rate " << static_cast<uint64_t>(rps) << "/s (target >= " << min_rps
+            << "): " << (rps_met ? "PASS" : "FAIL") << "; peak RSS " << hwm_mib
+            << " MiB (target <= " << max_rss_mib << "): " << (rss_met ? "PASS" : "FAIL")
+            << std::endl;
+  if (const char* results = std::getenv("MAILTRAIL_BENCH_RESULTS");
+      results != nullptr && *results != '\0') {
+    std::ofstream out(results, std::ios::app);
+    out << "| postgrid-sim GET /{type}/{id} (" << orders << " orders, " << connections
+        << " keep-alive connections) | " << static_cast<uint64_t>(rps) << " req/s | >= " << min_rps
+        << " | " << (rps_met ? "PASS" : "FAIL") << " |\n";
+    out << "| postgrid-sim peak RSS (" << orders << " orders, after 30 simulated days) | "
+        << hwm_mib << " MiB | <= " << max_rss_mib << " MiB | " << (rss_met ? "PASS" : "FAIL")
+        << " |\n";
   }
-  return totals.failed == 0 && advanced.status == 200 ? 0 : 1;
+  if (!rss_met) std::cerr << "peak RSS " << hwm_mib << " MiB exceeds " << max_rss_mib << " MiB\n";
+  if (!rps_met) std::cerr << "GET rate " << rps << "/s is under " << min_rps << "/s\n";
+  return totals.failed == 0 && advanced.status == 200 && rps_met && rss_met ? 0 : 1;
 }
