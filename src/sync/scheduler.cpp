@@ -108,6 +108,18 @@ class PageWrites {
   std::deque<std::shared_ptr<PageWrite>> writes_;
 };
 
+// The pager's next page, or nullopt at the end of the list or when the fetch failed: the failure
+// is kept in `failure`, to be rethrown once the pages still being written are written.
+net::awaitable<std::optional<nlohmann::json>> NextPage(postgrid::ListPager& pager,
+                                                       std::exception_ptr& failure) {
+  try {
+    co_return co_await pager.Next();
+  } catch (const std::exception&) {
+    failure = std::current_exception();
+  }
+  co_return std::nullopt;
+}
+
 }  // namespace
 
 struct Scheduler::Batch {
@@ -362,13 +374,7 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
   std::exception_ptr failure;  // rethrown once the pages in flight are written
   bool walk_on = true;
   while (walk_on && !stopping_ && !failure) {
-    std::optional<nlohmann::json> page;
-    try {
-      page = co_await pager.Next();
-    } catch (const std::exception&) {
-      failure = std::current_exception();
-      break;
-    }
+    auto page = co_await NextPage(pager, failure);
     if (!page) break;
     auto apply = syncer_.ApplyPage(std::move(*page), source, "", since, due_before);
     writes.Start(std::move(apply), pager.pages());
@@ -457,13 +463,7 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
     Merge(result, write.outcome);
   };
   while (!stopping_ && !failure) {
-    std::optional<nlohmann::json> page;
-    try {
-      page = co_await envelopes.Next();
-    } catch (const std::exception&) {
-      failure = std::current_exception();
-      break;
-    }
+    auto page = co_await NextPage(envelopes, failure);
     if (!page) break;
     std::size_t news = 0;
     for (const auto& envelope : *page) {
@@ -481,13 +481,7 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
       postgrid::ListPager orders(client_, orders_query, purpose);
       bool walk_on = true;
       while (walk_on && !stopping_ && !failure) {
-        std::optional<nlohmann::json> orders_page;
-        try {
-          orders_page = co_await orders.Next();
-        } catch (const std::exception&) {
-          failure = std::current_exception();
-          break;
-        }
+        auto orders_page = co_await NextPage(orders, failure);
         if (!orders_page) break;
         auto apply =
             syncer_.ApplyPage(std::move(*orders_page), source, envelope_id, since, due_before);
