@@ -260,7 +260,9 @@ log:
             perf = os.environ.get("MAILTRAIL_BENCH_PERF")
             if perf and args[0] == perf:
                 # Profiling run: the CPU figure then includes perf's own.
-                command = ["perf", "record", "-F", "999", "-g", "-o",
+                # MAILTRAIL_BENCH_PERF_CALLGRAPH=dwarf for whole call stacks (fp: the default).
+                callgraph = os.environ.get("MAILTRAIL_BENCH_PERF_CALLGRAPH", "fp")
+                command = ["perf", "record", "-F", "999", "--call-graph", callgraph, "-o",
                            os.path.join(self.tmp, "perf.data"), "--"] + command
             child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
             self.children.append(child)

@@ -124,6 +124,11 @@ Client::Client(const net::any_io_executor& executor, ClientOptions options)
 Client::~Client() = default;
 
 net::awaitable<nlohmann::json> Client::Retrieve(domain::OrderRef ref, Purpose purpose) {
+  Document document = co_await RetrieveDocument(std::move(ref), purpose);
+  co_return std::move(document.json);
+}
+
+net::awaitable<Document> Client::RetrieveDocument(domain::OrderRef ref, Purpose purpose) {
   std::string target;
   if (ref.type == domain::OrderType::kReturnEnvelopeOrder) {
     if (ref.envelope_id.empty()) {
@@ -149,14 +154,16 @@ net::awaitable<nlohmann::json> Client::List(domain::OrderType type, int skip, in
   std::string target = "/" + std::string(domain::EndpointName(type)) + "?" + PageQuery(skip, limit);
   if (!search.empty()) target += "&search=" + netio::PercentEncode(search);
   RequestSpec spec{EndpointKind::kList, purpose, http::verb::get, std::move(target), ""};
-  co_return co_await Execute(std::move(spec));
+  Document document = co_await Execute(std::move(spec));
+  co_return std::move(document.json);
 }
 
 net::awaitable<nlohmann::json> Client::ListReturnEnvelopes(int skip, int limit, Purpose purpose) {
   CheckPage(skip, limit);
   RequestSpec spec{EndpointKind::kListReturnEnvelopes, purpose, http::verb::get,
                    "/return_envelopes?" + PageQuery(skip, limit), ""};
-  co_return co_await Execute(std::move(spec));
+  Document document = co_await Execute(std::move(spec));
+  co_return std::move(document.json);
 }
 
 net::awaitable<nlohmann::json> Client::ListEnvelopeOrders(std::string envelope_id, int skip,
@@ -167,7 +174,8 @@ net::awaitable<nlohmann::json> Client::ListEnvelopeOrders(std::string envelope_i
                    "/return_envelopes/" + netio::PercentEncode(envelope_id) + "/orders?" +
                        PageQuery(skip, limit),
                    ""};
-  co_return co_await Execute(std::move(spec));
+  Document document = co_await Execute(std::move(spec));
+  co_return std::move(document.json);
 }
 
 net::awaitable<nlohmann::json> Client::Progress(domain::OrderRef ref, Purpose purpose) {
@@ -184,7 +192,8 @@ net::awaitable<nlohmann::json> Client::Progress(domain::OrderRef ref, Purpose pu
              netio::PercentEncode(ref.id) + "/progressions";
   }
   RequestSpec spec{EndpointKind::kProgress, purpose, http::verb::post, std::move(target), ref.id};
-  co_return co_await Execute(std::move(spec));
+  Document document = co_await Execute(std::move(spec));
+  co_return std::move(document.json);
 }
 
 net::awaitable<nlohmann::json> Client::Events(std::vector<std::string> types, int skip, int limit,
@@ -201,7 +210,8 @@ net::awaitable<nlohmann::json> Client::Events(std::vector<std::string> types, in
   }
   target += PageQuery(skip, limit);
   RequestSpec spec{EndpointKind::kEvents, purpose, http::verb::get, std::move(target), ""};
-  co_return co_await Execute(std::move(spec));
+  Document document = co_await Execute(std::move(spec));
+  co_return std::move(document.json);
 }
 
 std::vector<RequestCount> Client::RequestCounts() const {
@@ -288,7 +298,7 @@ net::awaitable<netio::HttpConnection::Response> Client::SendOnce(RequestSpec spe
 
 // Call sites build the RequestSpec as a named local: g++ 12 destroys a braced temporary passed
 // straight into a coroutine parameter inside co_await twice (seen as a double free).
-net::awaitable<nlohmann::json> Client::Execute(RequestSpec spec) {
+net::awaitable<Document> Client::Execute(RequestSpec spec) {
   const std::string endpoint = std::string(http::to_string(spec.method)) + " " + spec.target;
   ApiErrorKind last_kind = ApiErrorKind::kTransient;
   int last_status = 0;
@@ -326,7 +336,8 @@ net::awaitable<nlohmann::json> Client::Execute(RequestSpec spec) {
         const StatusClass status_class = ClassifyStatus(status);
         if (status_class.success) {
           auto parsed = nlohmann::json::parse(response->body(), nullptr, false);
-          if (!parsed.is_discarded()) co_return parsed;
+          if (!parsed.is_discarded())
+            co_return Document{std::move(parsed), std::move(response->body())};
           // A cut-off 200 body is more likely a dropped connection than a lasting fault: retry.
           last_kind = ApiErrorKind::kBadResponse;
           last_status = status;

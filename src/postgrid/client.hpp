@@ -72,6 +72,12 @@ struct RequestCount {
   bool operator==(const RequestCount&) const = default;
 };
 
+/// A 2xx response body, parsed (`json`) and as received (`text`, valid JSON: it parsed).
+struct Document {
+  nlohmann::json json;
+  std::string text;
+};
+
 /// The PostGrid Print & Mail API client (postgrid-api.md §1, 2, 6). One per process.
 ///
 /// Every call goes through one concurrency gate (at most `max_concurrency` requests in flight,
@@ -99,6 +105,10 @@ class Client {
 
   /// GET /{type}/{id}, or /return_envelopes/{envelope_id}/orders/{id} for return envelope orders.
   net::awaitable<nlohmann::json> Retrieve(domain::OrderRef ref, Purpose purpose);
+
+  /// Retrieve, with the body text the object was parsed from: what PostGrid sent, kept for
+  /// `orders.raw` without serializing the object again.
+  net::awaitable<Document> RetrieveDocument(domain::OrderRef ref, Purpose purpose);
 
   /// GET /{type}?skip&limit[&search] for the six plain order types (not return envelope orders:
   /// use ListEnvelopeOrders). `limit` in 1..100, `skip` >= 0. Returns the list envelope.
@@ -140,7 +150,7 @@ class Client {
     std::string order_id;
   };
 
-  net::awaitable<nlohmann::json> Execute(RequestSpec spec);
+  net::awaitable<Document> Execute(RequestSpec spec);
   net::awaitable<netio::HttpConnection::Response> SendOnce(RequestSpec spec);
   net::awaitable<std::unique_ptr<netio::HttpConnection>> Connect();
   netio::HttpConnection::Request BuildRequest(const RequestSpec& spec) const;

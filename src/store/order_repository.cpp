@@ -102,20 +102,23 @@ constexpr const char* kTypedNames = R"sql(
 
 // New orders with their final values (what Apply's insert + update leave): $24..$27 are
 // last_changed_at, next_check_at, terminal, check_reason per row; $28 the observation time.
-std::string InsertNewSql() {
-  return std::string("INSERT INTO mailtrail.orders (") + kTypedNames +
-         ", last_changed_at, next_check_at, terminal, check_reason, first_seen_at, "
-         "last_checked_at)\n"
-         "SELECT v.*, $28::timestamptz, $28::timestamptz FROM unnest(" +
-         kTypedArrays +
-         ", $24::timestamptz[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v\n"
-         "ON CONFLICT (id) DO NOTHING RETURNING id";
+const std::string& InsertNewSql() {
+  static const std::string sql =
+      std::string("INSERT INTO mailtrail.orders (") + kTypedNames +
+      ", last_changed_at, next_check_at, terminal, check_reason, first_seen_at, "
+      "last_checked_at)\n"
+      "SELECT v.*, $28::timestamptz, $28::timestamptz FROM unnest(" +
+      kTypedArrays +
+      ", $24::timestamptz[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v\n"
+      "ON CONFLICT (id) DO NOTHING RETURNING id";
+  return sql;
 }
 
 // Known orders, diffed and not stale: kUpdateAll for many rows. $24 changed, $25 next_check_at,
 // $26 terminal, $27 check_reason per row; $28 the observation time.
-std::string UpdateAllSql() {
-  return std::string(R"sql(
+const std::string& UpdateAllSql() {
+  static const std::string sql =
+      std::string(R"sql(
   UPDATE mailtrail.orders o SET
       order_type = v.order_type, live = v.live, status = v.status, imb_status = v.imb_status,
       imb_date = v.imb_date, imb_zip_code = v.imb_zip_code, tracking_number = v.tracking_number,
@@ -129,8 +132,9 @@ std::string UpdateAllSql() {
       last_changed_at = CASE WHEN v.changed THEN $28::timestamptz ELSE o.last_changed_at END,
       next_check_at = v.next_check_at, terminal = v.terminal, check_reason = v.check_reason
   FROM unnest()sql") +
-         kTypedArrays + ", $24::boolean[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v(" +
-         kTypedNames + ", changed, next_check_at, terminal, check_reason)\n  WHERE o.id = v.id";
+      kTypedArrays + ", $24::boolean[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v(" +
+      kTypedNames + ", changed, next_check_at, terminal, check_reason)\n  WHERE o.id = v.id";
+  return sql;
 }
 
 // Known orders whose snapshot was stale: kUpdateChecked for many rows.
@@ -294,6 +298,41 @@ std::optional<domain::OrderSnapshot> LoadLocked(pqxx::transaction_base& tx, cons
   return order;
 }
 
+// Locks the stored rows of `ids` (in id order, so two writers never lock in opposite orders) and
+// reads them with their carrier events. Ids not stored are absent from the result.
+std::unordered_map<std::string, domain::OrderSnapshot> LockStored(
+    pqxx::transaction_base& tx, const std::vector<std::string>& ids) {
+  static const std::string kLockByIds =
+      std::string(kSelectOrderColumns) + " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
+  std::unordered_map<std::string, domain::OrderSnapshot> stored;
+  const std::string ids_literal = detail::TextArrayLiteral(ids);
+  for (const auto& row : SqlParams().Add(ids_literal).Exec(tx, kLockByIds)) {
+    domain::OrderSnapshot order = RowToSnapshot(row);
+    std::string id = order.ref.id;
+    stored.emplace(std::move(id), std::move(order));
+  }
+  if (stored.empty()) return stored;
+  for (const auto& row : SqlParams().Add(ids_literal).Exec(tx, kSelectTrackingEventsBatch)) {
+    const auto found = stored.find(row[0].as<std::string>());
+    if (found == stored.end()) continue;
+    auto& order = found->second;
+    if (!order.carrier_tracking) order.carrier_tracking.emplace();
+    order.carrier_tracking->updates.push_back(RowToTrackingUpdate(row, 1));
+  }
+  return stored;
+}
+
+// PostGrid moves updatedAt on every change (postgrid-api.md): a fetched snapshot that is not stale,
+// has nothing to record and carries the stored updatedAt is the stored object again. Only the check
+// is written for it (the row keeps its typed columns and raw: an hourly poll of an order that did
+// not move rewrites no 2 KB raw object).
+bool SameAsStored(const domain::OrderSnapshot& stored, const domain::OrderSnapshot& fetched,
+                  const domain::OrderDiff& diff) {
+  return !diff.stale && diff.changes.empty() && diff.new_updates.empty() &&
+         fetched.updated_at.has_value() && fetched.updated_at == stored.updated_at &&
+         (fetched.ref.envelope_id.empty() || fetched.ref.envelope_id == stored.ref.envelope_id);
+}
+
 }  // namespace
 
 std::string_view SourceName(Source source) {
@@ -343,7 +382,7 @@ ApplyResult OrderRepository::Apply(const domain::OrderSnapshot& fetched, std::st
                                            result.first_observation, random01_());
   const std::string reason(domain::CheckReasonName(result.schedule.reason));
 
-  if (diff.stale) {
+  if (diff.stale || (stored && SameAsStored(*stored, fetched, diff))) {
     SqlParams()
         .Add(fetched.ref.id)
         .Add(observed_at)
@@ -428,8 +467,16 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
   const auto completed = [](const domain::OrderSnapshot& order) {
     return order.status.kind == domain::OrderStatus::Kind::kCompleted;
   };
-  // 1. Insert first, as Apply does, but with the values Apply's insert + update would leave, so a
-  //    new order is written once. For a new order Diff and DecideSchedule need nothing stored: no
+  // 1. Lock the stored rows of the round (in id order) and read them and their carrier events.
+  //    Orders already stored are most of a poll's round, and their raw objects are sent once,
+  //    with the update, instead of once more with an insert that would find them.
+  std::vector<std::string> ids;
+  ids.reserve(round.size());
+  for (std::size_t index : round) ids.push_back(items[index].snapshot.ref.id);
+  std::unordered_map<std::string, domain::OrderSnapshot> stored = LockStored(tx, ids);
+
+  // 2. Insert the orders not stored with the values Apply's insert + update would leave, so a new
+  //    order is written once. For a new order Diff and DecideSchedule need nothing stored: no
   //    history can exist for it (order_changes references orders), so its completed_since is the
   //    snapshot's updatedAt, as in Apply.
   std::vector<double> random(round.size());
@@ -437,8 +484,9 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
   std::vector<domain::ScheduleDecision> first_schedules(round.size());
   SqlArrays insert(27);
   for (std::size_t k = 0; k < round.size(); ++k) {
-    const SnapshotToApply& item = items[round[k]];
     random[k] = random01_();
+    const SnapshotToApply& item = items[round[k]];
+    if (stored.count(item.snapshot.ref.id)) continue;
     first_diffs[k] = domain::Diff(std::nullopt, item.snapshot);
     std::optional<domain::Timestamp> completed_since;
     if (completed(item.snapshot)) completed_since = item.snapshot.updated_at.value_or(observed_at);
@@ -453,39 +501,20 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
         .Add(domain::CheckReasonName(first_schedules[k].reason))
         .EndRow();
   }
-  SqlParams insert_params;
-  insert.AppendTo(insert_params);
   std::unordered_set<std::string> inserted;
-  for (const auto& row : insert_params.Add(observed_at).Exec(tx, InsertNewSql())) {
-    inserted.insert(row[0].as<std::string>());
-  }
-
-  // 2. Lock the known rows (id order) and read them and their carrier events as locked.
-  std::vector<std::string> known_ids;
-  for (std::size_t index : round) {
-    if (!inserted.count(items[index].snapshot.ref.id)) {
-      known_ids.push_back(items[index].snapshot.ref.id);
+  if (!insert.empty()) {
+    SqlParams insert_params;
+    insert.AppendTo(insert_params);
+    for (const auto& row : insert_params.Add(observed_at).Exec(tx, InsertNewSql())) {
+      inserted.insert(row[0].as<std::string>());
     }
-  }
-  std::unordered_map<std::string, domain::OrderSnapshot> stored;
-  if (!known_ids.empty()) {
-    const std::string known_literal = detail::TextArrayLiteral(known_ids);
-    for (const auto& row :
-         SqlParams()
-             .Add(known_literal)
-             .Exec(tx, std::string(kSelectOrderColumns) +
-                           " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE")) {
-      domain::OrderSnapshot order = RowToSnapshot(row);
-      std::string id = order.ref.id;
-      stored.emplace(std::move(id), std::move(order));
+    // Another writer committed some of them between 1 and 2 (the insert waited for it and did
+    // nothing): those are known orders now, locked and read as the others were.
+    std::vector<std::string> raced;
+    for (const auto& id : ids) {
+      if (!stored.count(id) && !inserted.count(id)) raced.push_back(id);
     }
-    for (const auto& row : SqlParams().Add(known_literal).Exec(tx, kSelectTrackingEventsBatch)) {
-      const auto found = stored.find(row[0].as<std::string>());
-      if (found == stored.end()) continue;
-      auto& order = found->second;
-      if (!order.carrier_tracking) order.carrier_tracking.emplace();
-      order.carrier_tracking->updates.push_back(RowToTrackingUpdate(row, 1));
-    }
+    if (!raced.empty()) stored.merge(LockStored(tx, raced));
   }
 
   // 3. Diff the known ones; completed_since as Apply reads it, before this batch's changes.
@@ -537,7 +566,8 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
       result.schedule = domain::DecideSchedule(current, observed_at, policy_, since,
                                                /*first_observation=*/false, random[k]);
       const std::string_view reason = domain::CheckReasonName(result.schedule.reason);
-      if (diff->stale) {
+      const auto found = stored.find(fetched.ref.id);
+      if (diff->stale || (found != stored.end() && SameAsStored(found->second, fetched, *diff))) {
         checked.Add(fetched.ref.id)
             .Add(result.schedule.next_check_at)
             .Add(result.schedule.terminal)
@@ -614,7 +644,8 @@ std::vector<DueOrder> OrderRepository::ClaimDue(domain::Timestamp now, std::size
   std::vector<std::string> type_names;
   type_names.reserve(types.size());
   for (auto type : types) type_names.emplace_back(domain::EndpointName(type));
-  pqxx::work tx(connection_);
+  // One statement, atomic by itself: no BEGIN/COMMIT round trips around it.
+  pqxx::nontransaction tx(connection_);
   const pqxx::result rows = SqlParams()
                                 .Add(now)
                                 .Add(static_cast<std::int64_t>(limit))
@@ -632,7 +663,6 @@ std::vector<DueOrder> OrderRepository::ClaimDue(domain::Timestamp now, std::size
             SET next_check_at = $1::timestamptz + $3::bigint * interval '1 millisecond'
             FROM due WHERE o.id = due.id
             RETURNING o.id, o.order_type, o.envelope_id, o.check_reason)sql");
-  tx.commit();
   std::vector<DueOrder> due;
   due.reserve(rows.size());
   for (const auto& row : rows) {
@@ -660,7 +690,7 @@ bool OrderRepository::Reschedule(std::string_view id, domain::Timestamp when,
 
 std::unordered_map<std::string, OrderRepository::StoredState> OrderRepository::StoredStates(
     const std::vector<std::string>& ids) {
-  pqxx::read_transaction tx(connection_);
+  pqxx::nontransaction tx(connection_);  // one statement: no BEGIN/COMMIT round trips
   std::unordered_map<std::string, StoredState> stored;
   for (const auto& row :
        SqlParams()

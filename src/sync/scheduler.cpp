@@ -130,8 +130,13 @@ struct Scheduler::Batch {
   std::size_t active = 0;
   PassResult result;
   net::steady_timer done;
-  /// Orders fetched, by envelope id ("" for the six plain types), written together afterwards.
-  std::map<std::string, nlohmann::json> fetched;
+  /// Orders fetched (parsed, and the body texts they came from), by envelope id ("" for the six
+  /// plain types), written together afterwards.
+  struct Fetched {
+    nlohmann::json items = nlohmann::json::array();
+    std::vector<std::string> texts;
+  };
+  std::map<std::string, Fetched> fetched;
 };
 
 Scheduler::Scheduler(const net::any_io_executor& executor, Syncer& syncer, postgrid::Client& client,
@@ -229,9 +234,10 @@ net::awaitable<void> Scheduler::RefreshWorker(std::shared_ptr<Batch> batch, stor
   while (batch->next < batch->due.size() && !stopping_) {
     const domain::OrderRef ref = batch->due[batch->next++].ref;
     try {
-      nlohmann::json object = co_await client_.Retrieve(ref, PurposeFor(source));
-      auto [slot, inserted] = batch->fetched.try_emplace(ref.envelope_id, nlohmann::json::array());
-      slot->second.push_back(std::move(object));
+      postgrid::Document document = co_await client_.RetrieveDocument(ref, PurposeFor(source));
+      Batch::Fetched& slot = batch->fetched[ref.envelope_id];
+      slot.items.push_back(std::move(document.json));
+      slot.texts.push_back(std::move(document.text));
     } catch (const postgrid::ApiError& e) {
       ++batch->result.failures;
       syncer_.CountRefreshFailures(1);
@@ -286,13 +292,12 @@ net::awaitable<PassResult> Scheduler::RefreshAll(std::vector<store::DueOrder> du
   // The claimed orders are written together, as a list page is: one database round trip per few
   // statements for the whole claim instead of a transaction per order, which is most of the CPU a
   // refresh costs (bench/README.md, benchmark 3). Every fetched order is recorded as checked,
-  // changed or not: a due_before far ahead makes the page treat each one as due.
-  const auto every_one = After(syncer_.Now(), std::chrono::hours(24 * 365 * 100));
-  for (auto& [envelope_id, items] : batch->fetched) {
-    const std::size_t count = items.size();
+  // changed or not.
+  for (auto& [envelope_id, fetched] : batch->fetched) {
+    const std::size_t count = fetched.items.size();
     try {
-      const PageOutcome outcome = co_await syncer_.ApplyPage(std::move(items), source, envelope_id,
-                                                             std::nullopt, every_one);
+      const PageOutcome outcome = co_await syncer_.RecordFetched(
+          std::move(fetched.items), std::move(fetched.texts), source, envelope_id);
       batch->result.refreshed += outcome.new_orders + outcome.changed + outcome.rechecked;
       batch->result.failures += outcome.failed;
       batch->result.changes += outcome.changes;

@@ -23,6 +23,13 @@ postgrid::Purpose PurposeFor(store::Source source) {
   return postgrid::Purpose::kPoll;
 }
 
+namespace {
+// An object's text for `orders.raw` when PostGrid's own text is not at hand (list page items).
+std::string Serialize(const nlohmann::json& object) {
+  return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+}  // namespace
+
 Syncer::Syncer(postgrid::Client& client, DbExecutor& db, domain::PollPolicy policy, Clock clock)
     : client_(client),
       db_(db),
@@ -55,18 +62,19 @@ void Syncer::CountUnknownValues(const domain::OrderSnapshot& snapshot) {
 }
 
 net::awaitable<store::ApplyResult> Syncer::Refresh(domain::OrderRef ref, store::Source source) {
-  nlohmann::json object;
+  postgrid::Document document;
   try {
-    object = co_await client_.Retrieve(ref, PurposeFor(source));
+    document = co_await client_.RetrieveDocument(ref, PurposeFor(source));
   } catch (const std::exception&) {
     ++counters_.refresh_failures;
     throw;
   }
-  co_return co_await Record(std::move(object), source, ref.envelope_id);
+  co_return co_await Record(std::move(document.json), source, ref.envelope_id,
+                            std::move(document.text));
 }
 
 net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::Source source,
-                                                  std::string envelope_id) {
+                                                  std::string envelope_id, std::string raw_text) {
   domain::OrderSnapshot snapshot;
   try {
     snapshot = postgrid::MapOrder(object);
@@ -77,7 +85,7 @@ net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::
   }
   if (snapshot.ref.envelope_id.empty()) snapshot.ref.envelope_id = std::move(envelope_id);
   CountUnknownValues(snapshot);
-  std::string raw = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string raw = raw_text.empty() ? Serialize(object) : std::move(raw_text);
   const domain::Timestamp now = clock_();
   const std::uint64_t seed = random_();
   const domain::PollPolicy policy = policy_;
@@ -100,15 +108,20 @@ net::awaitable<store::ApplyResult> Syncer::Record(nlohmann::json object, store::
   co_return result;
 }
 
-net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Source source,
-                                              std::string envelope_id,
-                                              std::optional<domain::Timestamp> since,
-                                              std::optional<domain::Timestamp> due_before) {
-  PageOutcome outcome;
+std::vector<store::SnapshotToApply> Syncer::MapItems(const nlohmann::json& items,
+                                                     std::vector<std::string> raw_texts,
+                                                     const std::string& envelope_id,
+                                                     std::optional<domain::Timestamp> since,
+                                                     PageOutcome& outcome) {
   std::vector<store::SnapshotToApply> mapped;
-  if (!items.is_array()) co_return outcome;
+  if (!items.is_array()) return mapped;
+  if (!raw_texts.empty() && raw_texts.size() != items.size()) {
+    throw std::invalid_argument("recording fetched orders: one raw text per item, or none");
+  }
   outcome.items = items.size();
-  for (auto& item : items) {
+  mapped.reserve(items.size());
+  for (std::size_t index = 0; index < items.size(); ++index) {
+    const nlohmann::json& item = items[index];
     try {
       store::SnapshotToApply entry{postgrid::MapOrder(item), {}};
       if (entry.snapshot.ref.envelope_id.empty()) entry.snapshot.ref.envelope_id = envelope_id;
@@ -117,7 +130,7 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
         ++outcome.oldest_created_before_since;
         continue;
       }
-      entry.raw_json = item.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      entry.raw_json = raw_texts.empty() ? Serialize(item) : std::move(raw_texts[index]);
       mapped.push_back(std::move(entry));
     } catch (const postgrid::MappingError& e) {
       ++outcome.failed;
@@ -125,6 +138,30 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
       spdlog::warn("skipping a listed order that cannot be read: {}", e.what());
     }
   }
+  return mapped;
+}
+
+net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Source source,
+                                              std::string envelope_id,
+                                              std::optional<domain::Timestamp> since,
+                                              std::optional<domain::Timestamp> due_before) {
+  PageOutcome outcome;
+  auto mapped = MapItems(items, {}, envelope_id, since, outcome);
+  co_return co_await Write(std::move(mapped), source, outcome, /*every_item=*/false, due_before);
+}
+
+net::awaitable<PageOutcome> Syncer::RecordFetched(nlohmann::json items,
+                                                  std::vector<std::string> raw_texts,
+                                                  store::Source source, std::string envelope_id) {
+  PageOutcome outcome;
+  auto mapped = MapItems(items, std::move(raw_texts), envelope_id, std::nullopt, outcome);
+  co_return co_await Write(std::move(mapped), source, outcome, /*every_item=*/true, std::nullopt);
+}
+
+net::awaitable<PageOutcome> Syncer::Write(std::vector<store::SnapshotToApply> mapped,
+                                          store::Source source, PageOutcome outcome,
+                                          bool every_item,
+                                          std::optional<domain::Timestamp> due_before) {
   if (mapped.empty()) co_return outcome;
 
   const domain::Timestamp now = clock_();
@@ -136,35 +173,41 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
     std::vector<store::ApplyResult> results;
     std::vector<store::Source> sources;  // per result
   };
-  auto apply_page = [mapped = std::move(mapped), source, now, seed, policy, outcome,
+  auto apply_page = [mapped = std::move(mapped), source, now, seed, policy, outcome, every_item,
                      due_before](store::Database& database) mutable {
     Applied out{outcome, {}, {}};
     std::mt19937_64 random(seed);
     store::OrderRepository repository(database.Get(), policy, [&random] {
       return std::uniform_real_distribution<double>(0.0, 1.0)(random);
     });
-    std::vector<std::string> ids;
-    ids.reserve(mapped.size());
-    for (const auto& item : mapped) ids.push_back(item.snapshot.ref.id);
-    const auto stored = repository.StoredStates(ids);
-    // The items to write and how each counts in the outcome.
-    enum class Kind { kNew, kChanged, kRechecked };
+    // The items to write and how each counts in the outcome (kFetched: every item is written,
+    // and counts by what writing it did).
+    enum class Kind { kNew, kChanged, kRechecked, kFetched };
     std::vector<store::SnapshotToApply> to_apply;
     std::vector<Kind> kinds;
-    to_apply.reserve(mapped.size());
-    for (auto& item : mapped) {
-      const auto known = stored.find(item.snapshot.ref.id);
-      const bool unchanged =
-          known != stored.end() && known->second.updated_at == item.snapshot.updated_at;
-      const bool due = known != stored.end() && due_before && !known->second.terminal &&
-                       known->second.next_check_at && *known->second.next_check_at <= *due_before;
-      if (unchanged && !due) {
-        ++out.outcome.unchanged;
-        continue;
+    if (every_item) {
+      to_apply = std::move(mapped);
+      kinds.assign(to_apply.size(), Kind::kFetched);
+    } else {
+      std::vector<std::string> ids;
+      ids.reserve(mapped.size());
+      for (const auto& item : mapped) ids.push_back(item.snapshot.ref.id);
+      const auto stored = repository.StoredStates(ids);
+      to_apply.reserve(mapped.size());
+      for (auto& item : mapped) {
+        const auto known = stored.find(item.snapshot.ref.id);
+        const bool unchanged =
+            known != stored.end() && known->second.updated_at == item.snapshot.updated_at;
+        const bool due = known != stored.end() && due_before && !known->second.terminal &&
+                         known->second.next_check_at && *known->second.next_check_at <= *due_before;
+        if (unchanged && !due) {
+          ++out.outcome.unchanged;
+          continue;
+        }
+        to_apply.push_back(std::move(item));
+        kinds.push_back(known == stored.end() ? Kind::kNew
+                                              : (unchanged ? Kind::kRechecked : Kind::kChanged));
       }
-      to_apply.push_back(std::move(item));
-      kinds.push_back(known == stored.end() ? Kind::kNew
-                                            : (unchanged ? Kind::kRechecked : Kind::kChanged));
     }
     // A list walk standing in for polls (the cheaper path) also meets orders not stored yet:
     // seeing an order for the first time on a list is a discovery, whatever the walk was for.
@@ -173,6 +216,12 @@ net::awaitable<PageOutcome> Syncer::ApplyPage(nlohmann::json items, store::Sourc
                                                                   : source;
     };
     const auto counted = [&out, &source_of](Kind kind, const store::ApplyResult& result) {
+      if (kind == Kind::kFetched) {
+        kind = result.first_observation
+                   ? Kind::kNew
+                   : (result.changes.empty() && result.new_tracking_events == 0 ? Kind::kRechecked
+                                                                                : Kind::kChanged);
+      }
       ++(kind == Kind::kNew
              ? out.outcome.new_orders
              : (kind == Kind::kChanged ? out.outcome.changed : out.outcome.rechecked));

@@ -72,9 +72,19 @@ class Syncer {
                                         std::optional<domain::Timestamp> since = std::nullopt,
                                         std::optional<domain::Timestamp> due_before = std::nullopt);
 
+  /// Records orders the caller GET one by one (the scheduler's polls), each as fetched: every
+  /// item is written (at least as checked), without first reading what is stored to leave some
+  /// out. `raw_texts`: empty, or the body text each item was parsed from, kept as `orders.raw`
+  /// instead of serializing the item again. Mapping failures count as in ApplyPage. Throws pqxx
+  /// errors, std::invalid_argument when raw_texts is neither empty nor one per item.
+  net::awaitable<PageOutcome> RecordFetched(nlohmann::json items,
+                                            std::vector<std::string> raw_texts,
+                                            store::Source source, std::string envelope_id);
+
   /// Records a snapshot the caller already fetched (e.g. a progression's response).
+  /// `raw_text`: the text `object` was parsed from (kept as `orders.raw`); empty: serialize it.
   net::awaitable<store::ApplyResult> Record(nlohmann::json object, store::Source source,
-                                            std::string envelope_id);
+                                            std::string envelope_id, std::string raw_text = {});
 
   const SyncCounters& counters() const { return counters_; }
   /// For callers that fetch themselves and record through ApplyPage (the scheduler's polling):
@@ -83,6 +93,18 @@ class Syncer {
   domain::Timestamp Now() const { return clock_(); }
 
  private:
+  /// Maps a page's items (logging and counting those that cannot be read, leaving out those
+  /// created before `since`), with their raw texts (or serialized when `raw_texts` is empty).
+  std::vector<store::SnapshotToApply> MapItems(const nlohmann::json& items,
+                                               std::vector<std::string> raw_texts,
+                                               const std::string& envelope_id,
+                                               std::optional<domain::Timestamp> since,
+                                               PageOutcome& outcome);
+  /// Writes mapped items as one batch (one by one if the batch fails). `every_item`: write each;
+  /// else leave out known orders with the stored updatedAt unless due before `due_before`.
+  net::awaitable<PageOutcome> Write(std::vector<store::SnapshotToApply> mapped,
+                                    store::Source source, PageOutcome outcome, bool every_item,
+                                    std::optional<domain::Timestamp> due_before);
   void Count(const store::ApplyResult& result, store::Source source);
   void CountUnknownValues(const domain::OrderSnapshot& snapshot);
 

@@ -84,9 +84,11 @@ OrderSnapshot Version(int n, int v) {
   return order;
 }
 
-std::string Raw(const OrderSnapshot& order, int v) {
-  return R"({"id": ")" + order.ref.id + R"(", "v": )" + std::to_string(v) +
-         R"(, "text": "q\"b\\s{x,y}"})";
+// `fetch` tells fetches of one version apart: a repeat with the stored updatedAt keeps the raw
+// object first stored, both ways.
+std::string Raw(const OrderSnapshot& order, int v, int fetch = 0) {
+  return R"({"id": ")" + order.ref.id + R"(", "v": )" + std::to_string(v) + R"(, "fetch": )" +
+         std::to_string(fetch) + R"(, "text": "q\"b\\s{x,y}"})";
 }
 
 std::string ResultText(const ApplyResult& result) {
@@ -160,7 +162,7 @@ TEST_F(ApplyBatchTest, LeavesTheSameRowsAndResultsAsApplyOrderByOrder) {
       v = std::clamp(v, 0, 5);
       latest[n] = std::max(latest[n], v);
       OrderSnapshot order = Version(n, v);
-      page.push_back({order, Raw(order, v)});
+      page.push_back({order, Raw(order, v, page_number * 1000 + i)});
       repeats += std::count(page_ids.begin(), page_ids.end(), n);
       page_ids.push_back(n);
     }
@@ -182,8 +184,13 @@ TEST_F(ApplyBatchTest, LeavesTheSameRowsAndResultsAsApplyOrderByOrder) {
     }
     ASSERT_EQ(Dump(*batched_), Dump(*one_by_one_)) << "after page " << page_number;
   }
-  // The history really exercised every path.
+  // The history really exercised every path (unmoved repeats kept an earlier fetch's raw).
   EXPECT_EQ(first, static_cast<std::size_t>(kOrders));
+  pqxx::read_transaction tx(*batched_);
+  EXPECT_GT(tx.exec1("SELECT count(*) FROM mailtrail.orders WHERE (raw->>'fetch')::int / 1000 < "
+                     "11 AND last_checked_at = '2026-03-01T11:00:00Z'")[0]
+                .as<int>(),
+            0);
   EXPECT_GT(stale, 10u);
   EXPECT_GT(repeats, 10u);
   EXPECT_GT(changes, 200u);

@@ -161,6 +161,72 @@ TEST_F(SchedulerPgTest, AListWalkForPollsRecordsNewOrdersAsDiscoveredAndChangedO
   EXPECT_EQ(changes[status][static_cast<std::size_t>(store::Source::kPoll)].load(), 1u);
 }
 
+// A polled order's raw column is the body PostGrid sent, not the parsed object written out again
+// (jsonb keeps a number's digits as sent: 1.10 stays 1.10, which a re-serialization makes 1.1).
+// A later poll that finds the same updatedAt and nothing to record writes only the check: PostGrid
+// moves updatedAt on every change (postgrid-api.md), so the stored row is that object already.
+TEST_F(SchedulerPgTest, PollsKeepPostGridsTextAsRawAndAnUnmovedOrderOnlyItsCheck) {
+  const std::string list_path = std::string(FakePostGrid::kPrefix) + "/letters";
+  std::atomic<int> poll{0};
+  FakePostGrid api([&](const FakeRequest& request) {
+    FakeResponse response;
+    if (request.target.rfind(list_path + "?", 0) == 0) {
+      response.body =
+          nlohmann::json{{"object", "list"},
+                         {"limit", 100},
+                         {"skip", 0},
+                         {"totalCount", 1},
+                         {"data", {Letter("letter_a", "ready", "2026-11-20T10:00:00.000Z")}}}
+              .dump();
+    } else if (request.target == list_path + "/letter_a" && poll.load() == 1) {
+      response.body = R"({ "id": "letter_a", "object": "letter", "live": false,
+          "status": "printing", "price": 1.10, "createdAt": "2026-11-20T10:00:00.000Z",
+          "updatedAt": "2026-11-21T10:00:00.000Z" })";
+    } else if (request.target == list_path + "/letter_a" && poll.load() == 2) {
+      response.body = R"({"id":"letter_a","object":"letter","live":false,"status":"printing",
+          "price":2.5,"createdAt":"2026-11-20T10:00:00.000Z",
+          "updatedAt":"2026-11-21T10:00:00.000Z"})";
+    } else {
+      response.status = 404;
+      response.body = R"({"object":"error","error":{"type":"not_found_error","message":"no"}})";
+    }
+    return response;
+  });
+  app::Runtime runtime(MakeConfig(api.base_url()));
+  ASSERT_EQ(
+      app::RunToCompletion(runtime.io, runtime.scheduler->Discover(/*full_scan=*/true)).new_orders,
+      1u);
+  const auto poll_now = [&](int number) {
+    {
+      pqxx::connection connection(database_.dsn());
+      pqxx::work work(connection);
+      work.exec0(
+          "UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second', "
+          "last_checked_at = '2000-01-01Z'");
+      work.commit();
+    }
+    poll = number;
+    return app::RunToCompletion(runtime.io, runtime.scheduler->RefreshDue());
+  };
+
+  const PassResult first = poll_now(1);
+  EXPECT_EQ(first.refreshed, 1u);
+  EXPECT_EQ(first.failures, 0u);
+  EXPECT_EQ(Query("SELECT raw->>'price' FROM mailtrail.orders"), "1.10");
+  EXPECT_EQ(Query("SELECT status FROM mailtrail.orders"), "printing");
+
+  const PassResult second = poll_now(2);
+  EXPECT_EQ(second.refreshed, 1u);
+  EXPECT_EQ(second.failures, 0u);
+  EXPECT_EQ(Query("SELECT raw->>'price' FROM mailtrail.orders"), "1.10");
+  EXPECT_EQ(Query("SELECT last_checked_at > now() - interval '1 minute' "
+                  "AND next_check_at > now() FROM mailtrail.orders"),
+            "t");
+  EXPECT_EQ(Query("SELECT string_agg(coalesce(old_value, 'NULL') || '->' || new_value || '/' || "
+                  "source, ', ' ORDER BY id) FROM mailtrail.order_changes WHERE field = 'status'"),
+            "NULL->ready/discovery, ready->printing/poll");
+}
+
 // A round of list polls plans every type's walk before it walks any, and the poll loop claims
 // none of those types' due orders until their walk ends: the walk records them (its horizon is a
 // whole interval), so a GET meanwhile would fetch an order twice. Here every stored letter is due

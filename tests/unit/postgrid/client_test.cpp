@@ -110,6 +110,22 @@ TEST(Client, RetrievesEveryOrderTypeAtItsPathWithTheApiKey) {
   }
 }
 
+TEST(Client, RetrieveDocumentKeepsTheBodyAsSentBesideTheParsedObject) {
+  const std::string body = "{ \"id\": \"letter_1\",\n  \"object\": \"letter\", \"price\": 1.10 }";
+  FakePostGrid fake([&body](const FakeRequest&) {
+    FakeResponse response;
+    response.body = body;
+    return response;
+  });
+  net::io_context ioc;
+  Client client(ioc.get_executor(), FastOptions(fake));
+  const Document document =
+      RunOne(ioc, client.RetrieveDocument({OrderType::kLetter, "letter_1", ""}, Purpose::kPoll));
+  EXPECT_EQ(document.text, body);
+  EXPECT_EQ(document.json.at("id"), "letter_1");
+  EXPECT_EQ(document.json.at("price"), 1.1);
+}
+
 TEST(Client, ProgressListsAndEventsHitTheDocumentedEndpoints) {
   FakePostGrid fake([](const FakeRequest& request) {
     if (request.target.find("/letters?") != std::string::npos ||
