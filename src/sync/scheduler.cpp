@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 
 #include "store/sync_state.hpp"
@@ -118,6 +119,33 @@ net::awaitable<std::optional<nlohmann::json>> NextPage(postgrid::ListPager& page
     failure = std::current_exception();
   }
   co_return std::nullopt;
+}
+
+// Moves a backfill's saved position past a written page (its pager's page count when fetched).
+using SavePosition = std::function<net::awaitable<void>(std::int64_t pages_fetched)>;
+
+// Takes in a walk's oldest page write: its failure is kept in `failure` (the walk stops, and
+// rethrows it once the pages in flight are written); a written page counts in `result`, even
+// after another one failed, and moves a backfill's position past it only while none failed.
+// Returns the write, or nullptr when it (or saving the position after it) failed.
+net::awaitable<std::shared_ptr<PageWrite>> TakeInOldest(PageWrites& writes, PassResult& result,
+                                                        std::exception_ptr& failure,
+                                                        const SavePosition& save_position) {
+  auto write = co_await writes.TakeOldest();
+  if (write->error) {
+    if (!failure) failure = write->error;
+    co_return nullptr;
+  }
+  Merge(result, write->outcome);
+  if (save_position && !failure) {
+    try {
+      co_await save_position(write->pages_fetched);
+    } catch (const std::exception&) {
+      failure = std::current_exception();
+      co_return nullptr;
+    }
+  }
+  co_return write;
 }
 
 }  // namespace
@@ -377,6 +405,12 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
   // discovery and a backfill --since stop on what a page held, so they wait for each write.
   PageWrites writes(executor_, full_scan && !since ? kPageWritesAhead : 0);
   std::exception_ptr failure;  // rethrown once the pages in flight are written
+  SavePosition save_position;
+  if (save_backfill) {
+    save_position = [this, &type_name, start_skip, since](std::int64_t pages_fetched) {
+      return SaveBackfillPosition(type_name, start_skip + pages_fetched * kPageSize, since, false);
+    };
+  }
   bool walk_on = true;
   while (walk_on && !stopping_ && !failure) {
     auto page = co_await NextPage(pager, failure);
@@ -384,21 +418,8 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
     auto apply = syncer_.ApplyPage(std::move(*page), source, "", since, due_before);
     writes.Start(std::move(apply), pager.pages());
     while (writes.over() && !failure) {
-      const auto write = co_await writes.TakeOldest();
-      if (write->error) {
-        failure = write->error;
-        break;
-      }
-      Merge(result, write->outcome);
-      if (save_backfill) {
-        try {
-          co_await SaveBackfillPosition(type_name, start_skip + write->pages_fetched * kPageSize,
-                                        since, false);
-        } catch (const std::exception&) {
-          failure = std::current_exception();
-          break;
-        }
-      }
+      const auto write = co_await TakeInOldest(writes, result, failure, save_position);
+      if (!write) break;
       if (since && write->outcome.items > 0 &&
           write->outcome.oldest_created_before_since == write->outcome.items) {
         walk_on = false;
@@ -409,22 +430,7 @@ net::awaitable<PassResult> Scheduler::WalkType(domain::OrderType type, bool full
       if (!full_scan && write->outcome.new_orders == 0) walk_on = false;
     }
   }
-  while (!writes.empty()) {
-    const auto write = co_await writes.TakeOldest();
-    if (write->error) {
-      if (!failure) failure = write->error;
-      continue;
-    }
-    Merge(result, write->outcome);  // written, so counted, even after another page failed
-    if (save_backfill && !failure) {
-      try {
-        co_await SaveBackfillPosition(type_name, start_skip + write->pages_fetched * kPageSize,
-                                      since, false);
-      } catch (const std::exception&) {
-        failure = std::current_exception();
-      }
-    }
-  }
+  while (!writes.empty()) co_await TakeInOldest(writes, result, failure, save_position);
   if (failure) std::rethrow_exception(failure);
   pager.ThrowIfUnreadable();  // before a backfill could be saved as finished
   if (save_backfill && !stopping_) {
@@ -460,13 +466,6 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
   // As in WalkType: a full scan writes pages while it fetches on, across envelopes.
   PageWrites writes(executor_, full_scan ? kPageWritesAhead : 0);
   std::exception_ptr failure;  // rethrown once the pages in flight are written
-  const auto take_in = [&result, &failure](const PageWrite& write) {
-    if (write.error) {
-      if (!failure) failure = write.error;
-      return;
-    }
-    Merge(result, write.outcome);
-  };
   while (!stopping_ && !failure) {
     auto page = co_await NextPage(envelopes, failure);
     if (!page) break;
@@ -492,10 +491,10 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
             syncer_.ApplyPage(std::move(*orders_page), source, envelope_id, since, due_before);
         writes.Start(std::move(apply), orders.pages());
         while (writes.over()) {
-          const auto write = co_await writes.TakeOldest();
-          take_in(*write);
-          news += write->outcome.new_orders;
-          if (!full_scan && write->outcome.new_orders == 0) walk_on = false;
+          const auto write = co_await TakeInOldest(writes, result, failure, nullptr);
+          const std::size_t new_orders = write ? write->outcome.new_orders : 0;
+          news += new_orders;
+          if (!full_scan && new_orders == 0) walk_on = false;
         }
       }
       if (failure) break;
@@ -505,10 +504,7 @@ net::awaitable<PassResult> Scheduler::WalkEnvelopes(bool full_scan, store::Sourc
     ++result.pages;
     if (!full_scan && news == 0) break;
   }
-  while (!writes.empty()) {
-    const auto write = co_await writes.TakeOldest();
-    take_in(*write);
-  }
+  while (!writes.empty()) co_await TakeInOldest(writes, result, failure, nullptr);
   if (failure) std::rethrow_exception(failure);
   envelopes.ThrowIfUnreadable();
   if (unreadable_orders > 0) {
@@ -566,14 +562,7 @@ net::awaitable<PassResult> Scheduler::Backfill(BackfillOptions options) {
     if (type == domain::OrderType::kReturnEnvelopeOrder) {
       Merge(total, co_await WalkEnvelopes(true, store::Source::kBackfill,
                                           postgrid::Purpose::kBackfill, options.since));
-      if (!stopping_) {
-        const domain::Timestamp now = syncer_.Now();
-        const store::BackfillPosition done{0, options.since, true};
-        auto save_finished = [type_name, done, now](store::Database& database) {
-          store::SaveBackfill(database.Get(), type_name, done, now);
-        };
-        co_await db_.Run(std::move(save_finished));
-      }
+      if (!stopping_) co_await SaveBackfillPosition(type_name, 0, options.since, true);
     } else {
       Merge(total, co_await WalkType(type, true, store::Source::kBackfill,
                                      postgrid::Purpose::kBackfill, options.since, start, true));
