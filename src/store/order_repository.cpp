@@ -299,20 +299,23 @@ std::optional<domain::OrderSnapshot> LoadLocked(pqxx::transaction_base& tx, cons
 }
 
 // Locks the stored rows of `ids` (in id order, so two writers never lock in opposite orders) and
-// reads them with their carrier events. Ids not stored are absent from the result.
+// reads them, with the carrier events of those in `with_events` (Diff needs the stored events only
+// to tell which fetched tracking updates are new). Ids not stored are absent from the result.
 std::unordered_map<std::string, domain::OrderSnapshot> LockStored(
-    pqxx::transaction_base& tx, const std::vector<std::string>& ids) {
+    pqxx::transaction_base& tx, const std::vector<std::string>& ids,
+    const std::vector<std::string>& with_events) {
   static const std::string kLockByIds =
       std::string(kSelectOrderColumns) + " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
   std::unordered_map<std::string, domain::OrderSnapshot> stored;
-  const std::string ids_literal = detail::TextArrayLiteral(ids);
-  for (const auto& row : SqlParams().Add(ids_literal).Exec(tx, kLockByIds)) {
+  for (const auto& row : SqlParams().Add(detail::TextArrayLiteral(ids)).Exec(tx, kLockByIds)) {
     domain::OrderSnapshot order = RowToSnapshot(row);
     std::string id = order.ref.id;
     stored.emplace(std::move(id), std::move(order));
   }
-  if (stored.empty()) return stored;
-  for (const auto& row : SqlParams().Add(ids_literal).Exec(tx, kSelectTrackingEventsBatch)) {
+  if (stored.empty() || with_events.empty()) return stored;
+  for (const auto& row : SqlParams()
+                             .Add(detail::TextArrayLiteral(with_events))
+                             .Exec(tx, kSelectTrackingEventsBatch)) {
     const auto found = stored.find(row[0].as<std::string>());
     if (found == stored.end()) continue;
     auto& order = found->second;
@@ -471,9 +474,16 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
   //    Orders already stored are most of a poll's round, and their raw objects are sent once,
   //    with the update, instead of once more with an insert that would find them.
   std::vector<std::string> ids;
+  std::vector<std::string> tracked_ids;  // fetched with tracking updates
   ids.reserve(round.size());
-  for (std::size_t index : round) ids.push_back(items[index].snapshot.ref.id);
-  std::unordered_map<std::string, domain::OrderSnapshot> stored = LockStored(tx, ids);
+  for (std::size_t index : round) {
+    const domain::OrderSnapshot& fetched = items[index].snapshot;
+    ids.push_back(fetched.ref.id);
+    if (fetched.carrier_tracking && !fetched.carrier_tracking->updates.empty()) {
+      tracked_ids.push_back(fetched.ref.id);
+    }
+  }
+  std::unordered_map<std::string, domain::OrderSnapshot> stored = LockStored(tx, ids, tracked_ids);
 
   // 2. Insert the orders not stored with the values Apply's insert + update would leave, so a new
   //    order is written once. For a new order Diff and DecideSchedule need nothing stored: no
@@ -514,7 +524,7 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
     for (const auto& id : ids) {
       if (!stored.count(id) && !inserted.count(id)) raced.push_back(id);
     }
-    if (!raced.empty()) stored.merge(LockStored(tx, raced));
+    if (!raced.empty()) stored.merge(LockStored(tx, raced, tracked_ids));
   }
 
   // 3. Diff the known ones; completed_since as Apply reads it, before this batch's changes.
