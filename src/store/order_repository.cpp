@@ -300,13 +300,14 @@ std::optional<domain::OrderSnapshot> LoadLocked(pqxx::transaction_base& tx, cons
 
 // Locks the stored rows of `ids` (in id order, so two writers never lock in opposite orders) and
 // reads them, with the carrier events of those in `with_events` (Diff needs the stored events only
-// to tell which fetched tracking updates are new). Ids not stored are absent from the result.
-std::unordered_map<std::string, domain::OrderSnapshot> LockStored(
-    pqxx::transaction_base& tx, const std::vector<std::string>& ids,
-    const std::vector<std::string>& with_events) {
+// to tell which fetched tracking updates are new). Ids not stored are absent from the result; the
+// snapshots are held as optionals, the form Diff takes, so none is copied to be diffed.
+using StoredSnapshots = std::unordered_map<std::string, std::optional<domain::OrderSnapshot>>;
+StoredSnapshots LockStored(pqxx::transaction_base& tx, const std::vector<std::string>& ids,
+                           const std::vector<std::string>& with_events) {
   static const std::string kLockByIds =
       std::string(kSelectOrderColumns) + " WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE";
-  std::unordered_map<std::string, domain::OrderSnapshot> stored;
+  StoredSnapshots stored;
   for (const auto& row : SqlParams().Add(detail::TextArrayLiteral(ids)).Exec(tx, kLockByIds)) {
     domain::OrderSnapshot order = RowToSnapshot(row);
     std::string id = order.ref.id;
@@ -318,7 +319,7 @@ std::unordered_map<std::string, domain::OrderSnapshot> LockStored(
                              .Exec(tx, kSelectTrackingEventsBatch)) {
     const auto found = stored.find(row[0].as<std::string>());
     if (found == stored.end()) continue;
-    auto& order = found->second;
+    auto& order = *found->second;
     if (!order.carrier_tracking) order.carrier_tracking.emplace();
     order.carrier_tracking->updates.push_back(RowToTrackingUpdate(row, 1));
   }
@@ -483,7 +484,7 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
       tracked_ids.push_back(fetched.ref.id);
     }
   }
-  std::unordered_map<std::string, domain::OrderSnapshot> stored = LockStored(tx, ids, tracked_ids);
+  StoredSnapshots stored = LockStored(tx, ids, tracked_ids);
 
   // 2. Insert the orders not stored with the values Apply's insert + update would leave, so a new
   //    order is written once. For a new order Diff and DecideSchedule need nothing stored: no
@@ -533,9 +534,10 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
   for (std::size_t k = 0; k < round.size(); ++k) {
     const domain::OrderSnapshot& fetched = items[round[k]].snapshot;
     if (inserted.count(fetched.ref.id)) continue;
+    static const std::optional<domain::OrderSnapshot> kNotStored;
     const auto found = stored.find(fetched.ref.id);
-    const std::optional<domain::OrderSnapshot> previous =
-        found == stored.end() ? std::nullopt : std::optional<domain::OrderSnapshot>(found->second);
+    const std::optional<domain::OrderSnapshot>& previous =
+        found == stored.end() ? kNotStored : found->second;
     diffs[k] = domain::Diff(previous, fetched);
     if (completed(diffs[k].stale ? *previous : fetched)) completed_ids.push_back(fetched.ref.id);
   }
@@ -566,7 +568,7 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
     } else {
       diff = &diffs[k];
       result.stale = diff->stale;
-      const domain::OrderSnapshot& current = diff->stale ? stored.at(fetched.ref.id) : fetched;
+      const domain::OrderSnapshot& current = diff->stale ? *stored.at(fetched.ref.id) : fetched;
       std::optional<domain::Timestamp> since;
       if (completed(current)) {
         const auto found = completed_since.find(fetched.ref.id);
@@ -577,7 +579,7 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
                                                /*first_observation=*/false, random[k]);
       const std::string_view reason = domain::CheckReasonName(result.schedule.reason);
       const auto found = stored.find(fetched.ref.id);
-      if (diff->stale || (found != stored.end() && SameAsStored(found->second, fetched, *diff))) {
+      if (diff->stale || (found != stored.end() && SameAsStored(*found->second, fetched, *diff))) {
         checked.Add(fetched.ref.id)
             .Add(result.schedule.next_check_at)
             .Add(result.schedule.terminal)
