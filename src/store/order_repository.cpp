@@ -568,17 +568,17 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
     } else {
       diff = &diffs[k];
       result.stale = diff->stale;
-      const domain::OrderSnapshot& current = diff->stale ? *stored.at(fetched.ref.id) : fetched;
+      const auto found = stored.find(fetched.ref.id);  // a stale diff had a stored snapshot
+      const domain::OrderSnapshot& current = diff->stale ? *found->second : fetched;
       std::optional<domain::Timestamp> since;
       if (completed(current)) {
-        const auto found = completed_since.find(fetched.ref.id);
-        since = found != completed_since.end() ? found->second
-                                               : fetched.updated_at.value_or(observed_at);
+        const auto completed_at = completed_since.find(fetched.ref.id);
+        since = completed_at != completed_since.end() ? completed_at->second
+                                                      : fetched.updated_at.value_or(observed_at);
       }
       result.schedule = domain::DecideSchedule(current, observed_at, policy_, since,
                                                /*first_observation=*/false, random[k]);
       const std::string_view reason = domain::CheckReasonName(result.schedule.reason);
-      const auto found = stored.find(fetched.ref.id);
       if (diff->stale || (found != stored.end() && SameAsStored(*found->second, fetched, *diff))) {
         checked.Add(fetched.ref.id)
             .Add(result.schedule.next_check_at)
