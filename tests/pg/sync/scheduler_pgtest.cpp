@@ -56,6 +56,14 @@ class SchedulerPgTest : public ::testing::Test {
     store::Migrate(connection, std::filesystem::path(MAILTRAIL_SOURCE_DIR) / "migrations");
   }
 
+  /// Runs statements that return nothing, in one committed transaction.
+  void Execute(const std::vector<std::string>& statements) {
+    pqxx::connection connection(database_.dsn());
+    pqxx::work work(connection);
+    for (const auto& sql : statements) work.exec0(sql);
+    work.commit();
+  }
+
   std::string Query(const std::string& sql) {
     pqxx::connection connection(database_.dsn());
     pqxx::work work(connection);
@@ -107,12 +115,7 @@ TEST_F(SchedulerPgTest, PollingRecordsTheFetchedOrdersAndCountsEveryFailedRefres
   ASSERT_EQ(runtime.syncer->counters().refresh_failures.load(), 0u);
 
   // Make all three due now, as an hour passing would.
-  {
-    pqxx::connection connection(database_.dsn());
-    pqxx::work work(connection);
-    work.exec0("UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second'");
-    work.commit();
-  }
+  Execute({"UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second'"});
   polling = true;
   const PassResult polled = app::RunToCompletion(runtime.io, runtime.scheduler->RefreshDue());
 
@@ -197,14 +200,9 @@ TEST_F(SchedulerPgTest, PollsKeepPostGridsTextAsRawAndAnUnmovedOrderOnlyItsCheck
       app::RunToCompletion(runtime.io, runtime.scheduler->Discover(/*full_scan=*/true)).new_orders,
       1u);
   const auto poll_now = [&](int number) {
-    {
-      pqxx::connection connection(database_.dsn());
-      pqxx::work work(connection);
-      work.exec0(
-          "UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second', "
-          "last_checked_at = '2000-01-01Z'");
-      work.commit();
-    }
+    Execute(
+        {"UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second', "
+         "last_checked_at = '2000-01-01Z'"});
     poll = number;
     return app::RunToCompletion(runtime.io, runtime.scheduler->RefreshDue());
   };
@@ -281,15 +279,9 @@ TEST_F(SchedulerPgTest, ARoundOfListPollsLeavesItsTypesDueOrdersToTheWalk) {
   }
   // Every letter due; discovery and the full scan done just now, so the leader's first step is a
   // round of list polls.
-  {
-    pqxx::connection connection(database_.dsn());
-    pqxx::work work(connection);
-    work.exec("UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second'");
-    work.exec(
-        "INSERT INTO mailtrail.sync_runs (job, last_success_at) VALUES ('full_scan', now()), "
-        "('discovery', now())");
-    work.commit();
-  }
+  Execute({"UPDATE mailtrail.orders SET next_check_at = now() - interval '1 second'",
+           "INSERT INTO mailtrail.sync_runs (job, last_success_at) VALUES ('full_scan', now()), "
+           "('discovery', now())"});
 
   app::Runtime runtime(config, /*leader_jobs=*/true);
   runtime.scheduler->Start();
