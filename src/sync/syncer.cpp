@@ -135,7 +135,7 @@ std::vector<store::SnapshotToApply> Syncer::MapItems(const nlohmann::json& items
     } catch (const postgrid::MappingError& e) {
       ++outcome.failed;
       ++counters_.mapping_errors;
-      spdlog::warn("skipping a listed order that cannot be read: {}", e.what());
+      spdlog::warn("skipping an order that cannot be read: {}", e.what());
     }
   }
   return mapped;
