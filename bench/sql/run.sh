@@ -11,8 +11,9 @@
 # Full plans go to OUTPUT_DIR (default: a temp dir, removed). Appends `| benchmark | figure |
 # target | PASS/FAIL |` lines to $MAILTRAIL_BENCH_RESULTS when set. Exit 1 when a query misses
 # the target, 2 when something fails to run.
-# After generating, it checks that the summaries migration 0006's triggers kept while the history
-# was inserted equal a rebuild from scratch (verify_summaries.sql; exit 2 when not).
+# After generating, it checks that the summaries the triggers of migrations 0006 and 0008 kept
+# while the history was inserted equal a rebuild from scratch (verify_summaries.sql; exit 2 when
+# not).
 # MAILTRAIL_BENCH_EXTRA_SQL=FILE is applied after the history is generated (e.g. view
 # changes or indexes being considered for a migration); session settings go through libpq's
 # PGOPTIONS, e.g. PGOPTIONS='-c work_mem=64MB'. MAILTRAIL_BENCH_DB=NAME times an existing database
@@ -61,8 +62,8 @@ if [ "$keep_db" -eq 0 ]; then
   done
   start=$(date +%s)
   psql_db -v orders="$orders" -f "$here/generate.sql" >/dev/null
-  # The triggers of migration 0006 saw every row generate.sql inserted: their summaries must
-  # equal a rebuild from scratch (exit 2 otherwise).
+  # The triggers of migrations 0006 and 0008 saw every row generate.sql inserted: their summaries
+  # must equal a rebuild from scratch (exit 2 otherwise).
   if ! summaries=$(psql_db -f "$here/verify_summaries.sql" 2>&1 >/dev/null); then
     echo "$summaries" >&2; exit 2
   fi

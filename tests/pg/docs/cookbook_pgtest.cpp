@@ -269,14 +269,13 @@ class CookbookTest : public ::testing::Test {
 std::string* CookbookTest::markdown_ = nullptr;
 
 // The recipes this test knows. A recipe added to the doc must be added here (with a check).
-const std::set<std::string> kRecipes = {"view-columns",         "order-timeline",
-                                        "find-order",           "stage-percentiles",
-                                        "stuck-n-days",         "stuck-view",
-                                        "daily-dashboard",      "current-counts",
-                                        "delivery-by-state",    "delivery-by-state-period",
-                                        "certified-signed-by",  "point-in-time",
-                                        "point-in-time-counts", "readonly-role",
-                                        "bi-materialized"};
+const std::set<std::string> kRecipes = {
+    "view-columns",      "order-timeline",           "find-order",
+    "stage-percentiles", "stage-percentiles-window", "stuck-n-days",
+    "stuck-view",        "daily-dashboard",          "current-counts",
+    "delivery-by-state", "delivery-by-state-period", "certified-signed-by",
+    "point-in-time",     "point-in-time-counts",     "readonly-role",
+    "bi-materialized"};
 
 TEST_F(CookbookTest, EveryBlockIsNamedOnceAndKnown) {
   const auto recipes = ExtractRecipes(*markdown_);
@@ -346,6 +345,24 @@ TEST_F(CookbookTest, FindOrderByTrackingNumberOrMetadata) {
       << Show(rows);
 }
 
+// What the stage-percentiles recipe approximates (its text before migration 0008): the exact
+// percentile_cont over every ended span in status_durations.
+constexpr const char* kStagePercentilesExact = R"sql(
+SELECT order_type,
+       mailing_class,
+       status,
+       count(*) AS orders,
+       extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY duration)) AS p50,
+       extract(epoch FROM percentile_cont(0.9) WITHIN GROUP (ORDER BY duration)) AS p90,
+       extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY duration)) AS p99
+FROM mailtrail.status_durations
+WHERE live AND left_at IS NOT NULL
+GROUP BY order_type, mailing_class, status
+ORDER BY order_type, mailing_class,
+         array_position(ARRAY['ready', 'printing', 'processed_for_delivery', 'completed',
+                              'placed', 'filled', 'cancelled'], status)
+)sql";
+
 TEST_F(CookbookTest, StagePercentiles) {
   const auto rows = Run("stage-percentiles");
   std::map<std::string, std::vector<std::string>> by_key;
@@ -370,14 +387,53 @@ TEST_F(CookbookTest, StagePercentiles) {
                       "self_mailers/first_class/printing",
                   }))
       << Show(rows);
-  // ready: fc_1 36 h, fc_2 24 h, recent 24 h -> p50 24 h, p90 24 h + 0.8 * 12 h.
+  // ready: fc_1 36 h, fc_2 24 h, recent 24 h -> p50 24 h, p90 24 h + 0.8 * 12 h = 33 h 36 min,
+  // from the middles of the 1 % buckets (24 h in [1.01^1142, 1.01^1143) s: 24 h 02 min 11 s).
   EXPECT_EQ(by_key["letters/first_class/ready"],
-            (std::vector<std::string>{"3", "1 day", "1 day 09:36:00"}));
-  // printing: 12 h and 24 h -> p50 18 h, p90 12 h + 0.9 * 12 h.
-  EXPECT_EQ(by_key["letters/first_class/printing"],
-            (std::vector<std::string>{"2", "18:00:00", "22:48:00"}));
-  EXPECT_EQ(by_key["letters/certified/processed_for_delivery"],
-            (std::vector<std::string>{"1", "3 days 12:00:00", "3 days 12:00:00"}));
+            (std::vector<std::string>{"3", "1 day 00:02:11", "1 day 09:43:23"}));
+
+  // Every row against the exact percentile_cont: the same groups and counts, each percentile
+  // within 0.5 % (the half-bucket) plus the rounding to whole seconds.
+  pqxx::work tx(*connection_);
+  const auto exact = tx.exec(kStagePercentilesExact);
+  ASSERT_EQ(exact.size(), rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    SCOPED_TRACE(keys[i]);
+    EXPECT_EQ(exact[i][0].as<std::string>() + "/" + exact[i][1].as<std::string>() + "/" +
+                  exact[i][2].as<std::string>(),
+              keys[i]);
+    EXPECT_EQ(exact[i][3].as<std::string>(), rows[i][3]);
+    for (int column = 4; column <= 6; ++column) {
+      const double approximate =
+          tx.exec_params("SELECT extract(epoch FROM $1::interval)::float8", rows[i][column])[0][0]
+              .as<double>();
+      const double wanted = exact[i][column].as<double>();
+      EXPECT_NEAR(approximate, wanted, 0.005 * wanted + 0.5) << "column " << column;
+    }
+  }
+}
+
+// The recent-window recipe is exact: the same spans as status_durations' with entered_at in the
+// window (letter_recent's ready of three days ago is the only one in the fixture).
+TEST_F(CookbookTest, StagePercentilesForARecentWindowAreExact) {
+  const auto rows = Run("stage-percentiles-window");
+  pqxx::work tx(*connection_);
+  tx.exec("SET LOCAL TIME ZONE 'UTC'");
+  const auto exact = ToRows(tx.exec(R"sql(
+SELECT order_type, mailing_class, status, count(*),
+       justify_hours(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM duration))
+                     * interval '1 second'),
+       justify_hours(percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM duration))
+                     * interval '1 second')
+FROM mailtrail.status_durations
+WHERE live AND left_at IS NOT NULL AND entered_at >= now() - interval '30 days'
+GROUP BY order_type, mailing_class, status
+ORDER BY 1, 2, 3
+)sql"));
+  EXPECT_EQ(rows, exact) << Show(rows);
+  ASSERT_EQ(rows.size(), 1u) << Show(rows);
+  EXPECT_EQ(rows[0],
+            (std::vector<std::string>{"letters", "first_class", "ready", "1", "1 day", "1 day"}));
 }
 
 TEST_F(CookbookTest, StuckForMoreThanSevenDays) {

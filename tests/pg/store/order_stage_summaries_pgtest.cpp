@@ -1,11 +1,12 @@
 // Migration 0006 keeps two summaries of the history (order_status_entries, order_stage_times) by
-// triggers, and the whole-history views read them. These tests write histories the way the
-// daemon does (many transactions, changes arriving out of observed_at order, statuses re-entered,
-// unknown statuses, cancelled orders, multi-row statements) plus the hand edits the triggers also
-// cover (an order's created_at corrected, a history row updated or deleted, a table truncated),
-// and after every step check that the summaries equal a from-scratch rebuild and that every view
-// still returns what its definition as of migration 0004 returns. A second test writes the
-// history before 0006 exists and checks the migration's backfill the same way.
+// triggers, and the whole-history views read them; 0008 adds a third (status_duration_buckets, a
+// histogram of the ended spans that the stage-percentiles recipe reads). These tests write
+// histories the way the daemon does (many transactions, changes arriving out of observed_at order,
+// statuses re-entered, unknown statuses, cancelled orders, multi-row statements) plus the hand
+// edits the triggers also cover (an order's created_at corrected, a history row updated or deleted,
+// a table truncated), and after every step check that the summaries equal a from-scratch rebuild
+// and that every view still returns what its definition as of migration 0004 returns. A second test
+// writes the history before 0006 exists and checks the migration's backfill the same way.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -30,7 +31,15 @@ using generated::GenerateSql;
 using generated::kMigrations;
 using generated::kViews;
 using generated::ReadFile;
-constexpr const char* kSummaries[] = {"order_status_entries", "order_stage_times"};
+constexpr const char* kSummaries[] = {"order_status_entries", "order_stage_times",
+                                      "status_duration_buckets"};
+
+// A summary table as a relation to compare: the histogram's rows whose spans went back to 0 (a
+// span subtracted and not added again) may stay, and mean nothing.
+std::string Compared(const std::string& table) {
+  if (table.find("status_duration_buckets") == std::string::npos) return table;
+  return "(SELECT * FROM " + table + " WHERE spans <> 0) AS counted";
+}
 
 // Applies the migrations up to and including `last` (a file name prefix such as "0004").
 void MigrateUpTo(pqxx::connection& connection, const std::string& last) {
@@ -101,14 +110,32 @@ void ExpectSummariesEqualRebuild(pqxx::connection& connection, const std::string
   }
   tx.exec("SELECT mailtrail.rebuild_order_summaries()");
   for (const char* table : kSummaries) {
-    const auto differences =
-        Differences(tx, std::string("kept_") + table, std::string("mailtrail.") + table);
+    const auto differences = Differences(tx, Compared(std::string("kept_") + table),
+                                         Compared(std::string("mailtrail.") + table));
     EXPECT_TRUE(differences.empty()) << step << ": " << table
                                      << " differs from a rebuild (first: triggers, second: "
                                         "rebuild):\n"
                                      << Show(differences);
   }
   tx.abort();
+}
+
+// Migration 0008's histogram counts exactly the ended spans status_durations shows, each in the
+// bucket of its duration: checked against the view itself, not only against the rebuild.
+void ExpectBucketsCountStatusDurations(pqxx::connection& connection, const std::string& step) {
+  pqxx::work tx(connection);
+  const auto differences =
+      Differences(tx,
+                  "(SELECT order_type, mailing_class, live, status, bucket, spans "
+                  " FROM mailtrail.status_duration_buckets WHERE spans <> 0) AS kept",
+                  "(SELECT order_type, mailing_class, live, status, "
+                  "        mailtrail.duration_bucket(left_at - entered_at), count(*) "
+                  " FROM mailtrail.status_durations WHERE left_at IS NOT NULL "
+                  " GROUP BY 1, 2, 3, 4, 5) AS counted");
+  EXPECT_TRUE(differences.empty()) << step
+                                   << ": status_duration_buckets differs from status_durations "
+                                      "(first: buckets, second: the view):\n"
+                                   << Show(differences);
 }
 
 long Count(pqxx::connection& connection, const std::string& sql) {
@@ -192,9 +219,11 @@ INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, obse
  ('letter_s1', 'carrier_status', 'delivered', 'delivered', '2026-02-07T00:00Z', 'poll', NULL),
  ('letter_s1', 'status', 'completed', 'completed', '2026-02-07T00:00Z', 'poll', NULL);
 )sql"},
-    {"createdAt corrected (first ready/placed starts there), an ordinary poll update",
+    {"createdAt and a mailing class corrected, an ordinary poll update",
      R"sql(
 UPDATE mailtrail.orders SET created_at = '2026-01-31T20:00Z' WHERE id = 'letter_s1';
+UPDATE mailtrail.orders SET mailing_class = 'certified_return_receipt' WHERE id = 'letter_s1';
+UPDATE mailtrail.orders SET mailing_class = NULL WHERE id = 'postcard_s3';
 UPDATE mailtrail.orders SET created_at = NULL WHERE id = 'return_envelope_order_s4';
 UPDATE mailtrail.orders SET last_checked_at = now() WHERE id ~ '_s[0-9]$';
 )sql"},
@@ -245,6 +274,7 @@ TEST(OrderStageSummaries, TriggersKeepSummariesAndViewsRightAcrossTransactions) 
     }
     ExpectSummariesEqualRebuild(connection, name);
     ExpectViewsUnchanged(connection, name);
+    ExpectBucketsCountStatusDurations(connection, name);
   }
 
   // The steps reached the summaries as intended.
@@ -305,6 +335,7 @@ TEST(OrderStageSummaries, MigrationBackfillsHistoryWrittenBeforeIt) {
   EXPECT_GT(Count(connection, "SELECT count(*) FROM mailtrail.order_stage_times"), 0);
   ExpectSummariesEqualRebuild(connection, "after the backfill");
   ExpectViewsUnchanged(connection, "after the backfill");
+  ExpectBucketsCountStatusDurations(connection, "after the backfill");
 }
 
 }  // namespace
