@@ -60,12 +60,6 @@ constexpr const char* kUpdateChecked = R"sql(
   WHERE id = $1
 )sql";
 
-constexpr const char* kInsertChange = R"sql(
-  INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, observed_at,
-                                       source, api_updated_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7)
-)sql";
-
 constexpr const char* kInsertTrackingEvent = R"sql(
   INSERT INTO mailtrail.carrier_tracking_events (order_id, occurred_at, status, message, source,
       city, province_or_state, country_code, postal_or_zip, first_seen_at)
@@ -407,16 +401,21 @@ ApplyResult OrderRepository::Apply(const domain::OrderSnapshot& fetched, std::st
   update.Exec(tx, kUpdateAll);
 
   const std::string source_name(SourceName(source));
-  for (const auto& change : diff.changes) {
-    SqlParams()
-        .Add(fetched.ref.id)
-        .Add(domain::FieldName(change.field))
-        .Add(change.old_value)
-        .Add(change.new_value)
-        .Add(observed_at)
-        .Add(source_name)
-        .Add(fetched.updated_at)
-        .Exec(tx, kInsertChange);
+  // One statement for the order's changes: the summaries' triggers (migrations 0006, 0008) run
+  // once per statement, and one statement gives them the whole of it.
+  if (!diff.changes.empty()) {
+    SqlArrays changes(5);
+    for (const auto& change : diff.changes) {
+      changes.Add(fetched.ref.id)
+          .Add(domain::FieldName(change.field))
+          .Add(change.old_value)
+          .Add(change.new_value)
+          .Add(fetched.updated_at)
+          .EndRow();
+    }
+    SqlParams params;
+    changes.AppendTo(params);
+    params.Add(observed_at).Add(source_name).Exec(tx, kInsertChangesBatch);
   }
   for (const auto& update_event : diff.new_updates) {
     const pqxx::result inserted = SqlParams()
