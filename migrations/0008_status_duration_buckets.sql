@@ -212,7 +212,11 @@ END $$;
 -- entries' mailing_class and the histogram. One pass over the statement's orders' entries gives
 -- their spans before the statement (the entries it did not add, among themselves) and after (all
 -- of them); only the difference is written, so an order whose new status is appended changes one
--- bucket row, and the spans that did not change are not touched.
+-- bucket row, and the spans that did not change are not touched. Every step is linear in the
+-- statement's rows, whatever plan PL/pgSQL cached: the entries are read per order through the
+-- index, and an entry is known as added by the order's own few ids (a lookup in the whole
+-- transition table per entry, `IN (SELECT id FROM new_changes)`, is not hashed past work_mem and
+-- made a million-order bulk insert quadratic).
 CREATE OR REPLACE FUNCTION mailtrail.order_changes_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -241,10 +245,12 @@ BEGIN
                      lead(e.entered_at) OVER (PARTITION BY e.order_id, e.added
                                               ORDER BY e.entered_at, e.change_id)
                  END AS left_before
-          FROM (SELECT DISTINCT order_id FROM new_changes
-                WHERE field = 'status' AND new_value IS NOT NULL) touched
+          FROM (SELECT order_id, array_agg(id) AS added_ids
+                FROM new_changes
+                WHERE field = 'status' AND new_value IS NOT NULL
+                GROUP BY order_id) touched
           CROSS JOIN LATERAL (
-              SELECT x.*, x.change_id IN (SELECT id FROM new_changes) AS added
+              SELECT x.*, x.change_id = ANY (touched.added_ids) AS added
               FROM mailtrail.order_status_entries x
               WHERE x.order_id = touched.order_id) e) s
     CROSS JOIN LATERAL (VALUES (s.left_after, 1), (s.left_before, -1)) AS d(left_at, sign)
