@@ -84,7 +84,28 @@ SELECT p.id, p.order_type, p.live, s.status, p.mailing_class,
        CASE WHEN s.status NOT IN ('completed', 'cancelled', 'filled') THEN now() + interval '1 hour' END,
        s.status IN ('completed', 'cancelled', 'filled'),
        jsonb_build_object('customer_id', 'C-' || (p.i % 5000 + 1000)),
-       jsonb_build_object('to', jsonb_build_object('countryCode', 'US', 'provinceOrState', p.state))
+       -- A PostGrid-sized object (about 1.3 KB, as the write path benchmark's), stored inline
+       -- like the daemon's: the views that read orders scan rows of the real width.
+       jsonb_build_object(
+           'id', p.id, 'object', rtrim(p.order_type, 's'), 'live', p.live, 'status', s.status,
+           'description', 'Invoice reminder ' || p.i,
+           'to', jsonb_build_object('id', 'contact_' || md5(p.id), 'firstName', 'Jane',
+               'lastName', 'Doe', 'companyName', 'Acme Corporation',
+               'addressLine1', p.i || ' Main Street', 'addressLine2', 'Suite 400',
+               'city', 'Springfield', 'provinceOrState', p.state, 'postalOrZip', '62701',
+               'country', 'UNITED STATES', 'countryCode', 'US'),
+           'from', jsonb_build_object('id', 'contact_sender', 'companyName', 'Sender Inc',
+               'addressLine1', '1 Sender Way', 'city', 'Toronto', 'provinceOrState', 'ON',
+               'postalOrZip', 'M5V 2T6', 'countryCode', 'CA'),
+           'addressPlacement', 'top_first_page', 'color', false, 'doubleSided', true,
+           'envelopeType', 'standard_double_window', 'mailingClass', p.mailing_class,
+           'pageCount', 2, 'size', 'us_letter', 'template', 'template_abc',
+           'url', 'https://pg-prod-bucket-1.s3.amazonaws.com/live/' || p.id || '.pdf',
+           'metadata', jsonb_build_object('customer_id', 'C-' || (p.i % 5000 + 1000)),
+           'mergeVariables', jsonb_build_object('name', 'Jane', 'amount', '$120.00',
+               'due', '2026-02-01'),
+           'createdAt', to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+           'updatedAt', to_char(s.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
 FROM plan p
 CROSS JOIN LATERAL (
     SELECT CASE WHEN p.order_type = 'return_envelope_orders' THEN
