@@ -232,8 +232,18 @@ BEGIN
     JOIN mailtrail.orders o ON o.id = c.order_id
     WHERE c.field = 'status' AND c.new_value IS NOT NULL;
 
-    -- No status entered (a tracking number, an IMB scan): no span moved.
-    IF FOUND THEN
+    -- No status entered (a tracking number, an IMB scan), or every order touched has only the
+    -- one entry this statement added (a first observation: a whole first scan): no span moved.
+    -- The probe reads at most two index entries per order and stops at the first that has more.
+    IF FOUND AND EXISTS (
+        SELECT 1
+        FROM (SELECT order_id, count(*) AS added
+              FROM new_changes
+              WHERE field = 'status' AND new_value IS NOT NULL
+              GROUP BY order_id) t
+        WHERE t.added > 1
+           OR EXISTS (SELECT 1 FROM mailtrail.order_status_entries x
+                      WHERE x.order_id = t.order_id OFFSET 1)) THEN
     INSERT INTO mailtrail.status_duration_buckets AS b
         (order_type, mailing_class, live, status, bucket, spans)
     SELECT s.order_type, s.mailing_class, s.live, s.status,
