@@ -331,6 +331,29 @@ bool SameAsStored(const domain::OrderSnapshot& stored, const domain::OrderSnapsh
          (fetched.ref.envelope_id.empty() || fetched.ref.envelope_id == stored.ref.envelope_id);
 }
 
+// One row of kInsertChangesBatch's arrays per change of `fetched`, in Diff's order.
+void AddChangeRows(SqlArrays& rows, const domain::OrderSnapshot& fetched,
+                   const std::vector<domain::FieldChange>& changes) {
+  for (const auto& change : changes) {
+    rows.Add(fetched.ref.id)
+        .Add(domain::FieldName(change.field))
+        .Add(change.old_value)
+        .Add(change.new_value)
+        .Add(fetched.updated_at)
+        .EndRow();
+  }
+}
+
+// One statement for all the rows: the summaries' statement-level triggers (migrations 0006,
+// 0008) then run once for them.
+void InsertChangeRows(pqxx::transaction_base& tx, const SqlArrays& rows,
+                      domain::Timestamp observed_at, const std::string& source_name) {
+  if (rows.empty()) return;
+  SqlParams params;
+  rows.AppendTo(params);
+  params.Add(observed_at).Add(source_name).Exec(tx, kInsertChangesBatch);
+}
+
 }  // namespace
 
 std::string_view SourceName(Source source) {
@@ -401,22 +424,9 @@ ApplyResult OrderRepository::Apply(const domain::OrderSnapshot& fetched, std::st
   update.Exec(tx, kUpdateAll);
 
   const std::string source_name(SourceName(source));
-  // One statement for the order's changes: the summaries' triggers (migrations 0006, 0008) run
-  // once per statement, and one statement gives them the whole of it.
-  if (!diff.changes.empty()) {
-    SqlArrays changes(5);
-    for (const auto& change : diff.changes) {
-      changes.Add(fetched.ref.id)
-          .Add(domain::FieldName(change.field))
-          .Add(change.old_value)
-          .Add(change.new_value)
-          .Add(fetched.updated_at)
-          .EndRow();
-    }
-    SqlParams params;
-    changes.AppendTo(params);
-    params.Add(observed_at).Add(source_name).Exec(tx, kInsertChangesBatch);
-  }
+  SqlArrays changes(5);
+  AddChangeRows(changes, fetched, diff.changes);
+  InsertChangeRows(tx, changes, observed_at, source_name);
   for (const auto& update_event : diff.new_updates) {
     const pqxx::result inserted = SqlParams()
                                       .Add(fetched.ref.id)
@@ -594,14 +604,7 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
           .EndRow();
     }
     result.changes = diff->changes;
-    for (const auto& change : diff->changes) {
-      changes.Add(fetched.ref.id)
-          .Add(domain::FieldName(change.field))
-          .Add(change.old_value)
-          .Add(change.new_value)
-          .Add(fetched.updated_at)
-          .EndRow();
-    }
+    AddChangeRows(changes, fetched, diff->changes);
     for (const auto& event : diff->new_updates) {
       events.Add(fetched.ref.id)
           .Add(event.occurred_at)
@@ -625,11 +628,7 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
     update.AppendTo(params);
     params.Add(observed_at).Exec(tx, UpdateAllSql());
   }
-  if (!changes.empty()) {
-    SqlParams params;
-    changes.AppendTo(params);
-    params.Add(observed_at).Add(source_name).Exec(tx, kInsertChangesBatch);
-  }
+  InsertChangeRows(tx, changes, observed_at, source_name);
   if (!events.empty()) {
     SqlParams params;
     events.AppendTo(params);
