@@ -870,6 +870,11 @@ void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delive
   }
 }
 
+// A burst (many orders changing at one moment) queues deliveries faster than a transaction per
+// order records them: at a few hundred a second the refreshes fell seconds behind, and an order
+// that moved again meanwhile lost the step its delivery announced. So a worker takes what is
+// queued, up to webhook_batch orders, fetches them concurrently and records them together, as a
+// poll records its claim. One queued order is one fetch and one write, as before.
 net::awaitable<void> Scheduler::WebhookWorker(std::size_t index) {
   while (!stopping_) {
     if (webhook_queue_.empty()) {
@@ -879,35 +884,123 @@ net::awaitable<void> Scheduler::WebhookWorker(std::size_t index) {
       if (!running) break;
       continue;
     }
-    domain::OrderRef ref = std::move(webhook_queue_.front());
-    webhook_queue_.pop_front();
-    state_.webhook_queue = webhook_queue_.size();
-    const std::string id = ref.id;
-    queued_.erase(id);
-    in_flight_.insert(id);
-    std::vector<std::int64_t> deliveries;
-    if (auto it = pending_deliveries_.find(id); it != pending_deliveries_.end()) {
-      deliveries = std::move(it->second);
-      pending_deliveries_.erase(it);
-    }
-    bool recorded = false;
-    try {
-      co_await syncer_.Refresh(ref, store::Source::kWebhook);
-      recorded = true;
-      ++state_.webhook_refreshes;
-      if (auto it = triggered_at_.find(id); it != triggered_at_.end() && on_latency_) {
-        on_latency_(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second).count());
+    std::vector<domain::OrderRef> refs;
+    std::vector<std::int64_t> deliveries_of_recorded;
+    std::unordered_map<std::string, std::vector<std::int64_t>> deliveries;
+    const std::size_t most = std::max<std::size_t>(1, options_.webhook_batch);
+    while (!webhook_queue_.empty() && refs.size() < most) {
+      refs.push_back(std::move(webhook_queue_.front()));
+      webhook_queue_.pop_front();
+      const std::string& id = refs.back().id;
+      queued_.erase(id);
+      in_flight_.insert(id);
+      if (auto it = pending_deliveries_.find(id); it != pending_deliveries_.end()) {
+        deliveries[id] = std::move(it->second);
+        pending_deliveries_.erase(it);
       }
-    } catch (const std::exception& e) {
-      spdlog::warn("webhook refresh of {} failed: {}; it is due for polling now", id, e.what());
-      MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
     }
-    in_flight_.erase(id);
-    triggered_at_.erase(id);
-    if (recorded && !deliveries.empty() && on_processed_) on_processed_(std::move(deliveries));
-    if (dirty_.erase(id) != 0) Trigger(ref, std::nullopt);
+    state_.webhook_queue = webhook_queue_.size();
+    const std::unordered_set<std::string> recorded = co_await RefreshForWebhooks(refs);
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& ref : refs) {
+      in_flight_.erase(ref.id);
+      if (recorded.count(ref.id) != 0) {
+        ++state_.webhook_refreshes;
+        if (auto it = triggered_at_.find(ref.id); it != triggered_at_.end() && on_latency_) {
+          on_latency_(std::chrono::duration<double>(now - it->second).count());
+        }
+        if (auto it = deliveries.find(ref.id); it != deliveries.end()) {
+          deliveries_of_recorded.insert(deliveries_of_recorded.end(), it->second.begin(),
+                                        it->second.end());
+        }
+      }
+      triggered_at_.erase(ref.id);
+    }
+    if (!deliveries_of_recorded.empty() && on_processed_) {
+      on_processed_(std::move(deliveries_of_recorded));
+    }
+    for (const auto& ref : refs) {
+      if (dirty_.erase(ref.id) != 0) Trigger(ref, std::nullopt);
+    }
   }
+}
+
+struct Scheduler::WebhookFetch {
+  WebhookFetch(const net::any_io_executor& executor, const std::vector<domain::OrderRef>& orders)
+      : refs(orders), documents(orders.size()), done(executor) {}
+  std::vector<domain::OrderRef> refs;
+  std::vector<std::optional<postgrid::Document>> documents;  // by index of refs; empty: failed
+  std::size_t active = 0;
+  net::steady_timer done;
+};
+
+net::awaitable<void> Scheduler::FetchForWebhook(std::shared_ptr<WebhookFetch> fetch,
+                                                std::size_t index) {
+  const domain::OrderRef ref = fetch->refs[index];
+  try {
+    fetch->documents[index] =
+        co_await client_.RetrieveDocument(ref, PurposeFor(store::Source::kWebhook));
+  } catch (const std::exception& e) {
+    syncer_.CountRefreshFailures(1);
+    spdlog::warn("webhook refresh of {} failed: {}; it is due for polling now", ref.id, e.what());
+    MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
+  }
+}
+
+net::awaitable<std::unordered_set<std::string>> Scheduler::RefreshForWebhooks(
+    const std::vector<domain::OrderRef>& refs) {
+  auto fetch = std::make_shared<WebhookFetch>(executor_, refs);
+  fetch->active = refs.size();
+  fetch->done.expires_at(net::steady_timer::time_point::max());
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    net::co_spawn(executor_, FetchForWebhook(fetch, i), [fetch](const std::exception_ptr& error) {
+      if (error) {
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          spdlog::error("webhook fetch failed: {}", e.what());
+        }
+      }
+      if (--fetch->active == 0) fetch->done.cancel();
+    });
+  }
+  while (fetch->active > 0) {
+    boost::system::error_code ignored;  // cancelled by the last fetch
+    co_await fetch->done.async_wait(net::redirect_error(net::use_awaitable, ignored));
+  }
+
+  // Return envelope orders are recorded with their envelope's id: one write per envelope.
+  std::map<std::string, std::vector<std::size_t>> by_envelope;
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    if (fetch->documents[i]) by_envelope[refs[i].envelope_id].push_back(i);
+  }
+  std::unordered_set<std::string> recorded;
+  for (const auto& [envelope_id, indices] : by_envelope) {
+    nlohmann::json items = nlohmann::json::array();
+    std::vector<std::string> texts;
+    texts.reserve(indices.size());
+    for (const auto i : indices) {
+      items.push_back(std::move(fetch->documents[i]->json));
+      texts.push_back(std::move(fetch->documents[i]->text));
+    }
+    std::optional<std::string> failure;
+    try {
+      const PageOutcome outcome = co_await syncer_.RecordFetched(
+          std::move(items), std::move(texts), store::Source::kWebhook, envelope_id);
+      recorded.insert(outcome.recorded.begin(), outcome.recorded.end());
+      syncer_.CountRefreshFailures(outcome.failed);
+    } catch (const std::exception& e) {
+      syncer_.CountRefreshFailures(indices.size());
+      failure = e.what();
+    }
+    for (const auto i : indices) {
+      if (recorded.count(refs[i].id) != 0) continue;
+      spdlog::warn("webhook refresh of {} was not recorded{}{}; it is due for polling now",
+                   refs[i].id, failure ? ": " : " (see above)", failure.value_or(""));
+      MarkDueLater(refs[i], syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
+    }
+  }
+  co_return recorded;
 }
 
 }  // namespace mailtrail::sync

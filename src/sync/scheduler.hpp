@@ -36,6 +36,9 @@ struct SchedulerOptions {
   std::size_t refresh_workers = 8;
   std::size_t webhook_queue_capacity = 10000;
   std::size_t webhook_workers = 4;
+  /// Most orders one webhook worker fetches (concurrently) and records in one transaction: a
+  /// burst of deliveries is recorded at the write path's batch rate, not a transaction per order.
+  std::size_t webhook_batch = 50;
   std::chrono::milliseconds heartbeat_interval{5000};
   std::chrono::milliseconds not_found_retry{std::chrono::hours(1)};  ///< 404 on a stored order
   double requests_per_second = 50;  ///< the account's limit, split across live replicas
@@ -122,10 +125,16 @@ class Scheduler {
 
  private:
   struct Batch;
+  struct WebhookFetch;
   net::awaitable<void> PollLoop();
   net::awaitable<void> LeaderLoop();
   net::awaitable<void> HeartbeatLoop();
   net::awaitable<void> WebhookWorker(std::size_t index);
+  /// Fetches and records the orders a worker took from the webhook queue; returns the ids of
+  /// those recorded (the others are marked due now, see MarkDueLater).
+  net::awaitable<std::unordered_set<std::string>> RefreshForWebhooks(
+      const std::vector<domain::OrderRef>& refs);
+  net::awaitable<void> FetchForWebhook(std::shared_ptr<WebhookFetch> fetch, std::size_t index);
   net::awaitable<void> RefreshWorker(std::shared_ptr<Batch> batch, store::Source source);
   /// Leases up to claim_batch orders due at `now` (see OrderRepository::ClaimDue).
   net::awaitable<std::vector<store::DueOrder>> ClaimDue(domain::Timestamp now);

@@ -215,7 +215,8 @@ net::awaitable<PageOutcome> Syncer::Write(std::vector<store::SnapshotToApply> ma
       return kind == Kind::kNew && source == store::Source::kPoll ? store::Source::kDiscovery
                                                                   : source;
     };
-    const auto counted = [&out, &source_of](Kind kind, const store::ApplyResult& result) {
+    const auto counted = [&out, &source_of](Kind kind, const std::string& id,
+                                            const store::ApplyResult& result) {
       if (kind == Kind::kFetched) {
         kind = result.first_observation
                    ? Kind::kNew
@@ -226,6 +227,7 @@ net::awaitable<PageOutcome> Syncer::Write(std::vector<store::SnapshotToApply> ma
              ? out.outcome.new_orders
              : (kind == Kind::kChanged ? out.outcome.changed : out.outcome.rechecked));
       out.outcome.changes += result.changes.size();
+      out.outcome.recorded.push_back(id);
       out.results.push_back(result);
       out.sources.push_back(source_of(kind));
     };
@@ -253,7 +255,7 @@ net::awaitable<PageOutcome> Syncer::Write(std::vector<store::SnapshotToApply> ma
           throw;
         }
         for (std::size_t k = 0; k < results.size(); ++k) {
-          counted(kinds[indices[k]], results[k]);
+          counted(kinds[indices[k]], part[k].snapshot.ref.id, results[k]);
           done[indices[k]] = true;
         }
       }
@@ -270,7 +272,8 @@ net::awaitable<PageOutcome> Syncer::Write(std::vector<store::SnapshotToApply> ma
       if (done[i]) continue;  // its part was written before another part failed
       const auto& item = to_apply[i];
       try {
-        counted(kinds[i], repository.Apply(item.snapshot, item.raw_json, source_of(kinds[i]), now));
+        counted(kinds[i], item.snapshot.ref.id,
+                repository.Apply(item.snapshot, item.raw_json, source_of(kinds[i]), now));
       } catch (const pqxx::broken_connection&) {
         throw;
       } catch (const pqxx::sql_error& e) {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "domain/diff.hpp"
 #include "domain/schedule.hpp"
@@ -32,6 +33,7 @@ struct PageOutcome {
   std::size_t changes = 0;    ///< order_changes rows written
   std::size_t oldest_created_before_since = 0;  ///< items created before a backfill's --since
   std::size_t rechecked = 0;  ///< unchanged but due orders recorded as checked (list polling)
+  std::vector<std::string> recorded;  ///< ids of the orders written (new, changed or rechecked)
 };
 
 /// Counters for metrics and `status`, readable from any thread.

@@ -287,6 +287,9 @@ TEST_F(CrashE2eTest, KillNineAtRandomMomentsLosesNothing) {
   config.webhook_port = webhook_port_;
   config.metrics_port = metrics_port_;
   config.secrets = {kJwtSecret, kJsonSecret};
+  if (const char* level = std::getenv("MAILTRAIL_CRASH_LOG_LEVEL"); level != nullptr && *level) {
+    config.log_level = level;
+  }
   Supervised supervised(dir_.Write("mailtrail.yaml", config.Yaml()), dir_.path() / "daemon.log");
 
   // Like systemd: a short RestartSec, and a death we did not cause is a failure of its own.

@@ -303,5 +303,83 @@ TEST_F(SchedulerPgTest, ARoundOfListPollsLeavesItsTypesDueOrdersToTheWalk) {
   EXPECT_LE(retrievals.load(), 64) << "the poll loop fetched letters the walk was recording";
 }
 
+// A burst of webhooks: the orders queued when a worker wakes are fetched together and written in
+// one transaction (a transaction per order fell seconds behind a burst of a thousand deliveries),
+// and each order keeps the webhook path's promises: the deliveries of the orders recorded are
+// reported processed, with source webhook; an order that could not be fetched or read is marked
+// due now (webhook_retry) and its deliveries stay unprocessed, so nothing announced is lost.
+TEST_F(SchedulerPgTest, ABurstOfWebhooksIsFetchedTogetherAndRecordedInOneTransaction) {
+  const std::string list_path = std::string(FakePostGrid::kPrefix) + "/letters";
+  const std::vector<std::string> ids = {"letter_a", "letter_b", "letter_c", "letter_d", "letter_e"};
+  FakePostGrid api([&](const FakeRequest& request) {
+    FakeResponse response;
+    if (request.target == list_path + "/letter_d") {
+      response.status = 500;
+      response.body = R"({"object":"error","error":{"type":"internal_error","message":"x"}})";
+    } else if (request.target == list_path + "/letter_e") {
+      auto order = Letter("letter_e", "printing", "2026-11-21T10:00:00.000Z");
+      order["status"] = 42;
+      response.body = order.dump();
+    } else if (request.target.rfind(list_path + "/", 0) == 0) {
+      const std::string id = request.target.substr(list_path.size() + 1);
+      response.body = Letter(id, "printing", "2026-11-21T10:00:00.000Z").dump();
+    } else {
+      response.status = 404;
+      response.body = R"({"object":"error","error":{"type":"not_found_error","message":"no"}})";
+    }
+    return response;
+  });
+  app::Runtime runtime(MakeConfig(api.base_url()));
+  nlohmann::json known = nlohmann::json::array();
+  for (const auto& id : ids) known.push_back(Letter(id, "ready", "2026-11-20T10:00:00.000Z"));
+  ASSERT_EQ(app::RunToCompletion(runtime.io,
+                                 runtime.syncer->ApplyPage(known, store::Source::kDiscovery, ""))
+                .new_orders,
+            ids.size());
+
+  std::vector<std::int64_t> processed;
+  runtime.scheduler->SetProcessedCallback([&processed](std::vector<std::int64_t> delivered) {
+    processed.insert(processed.end(), delivered.begin(), delivered.end());
+  });
+  runtime.scheduler->Start();
+  std::int64_t delivery = 0;
+  for (const auto& id : ids)
+    runtime.scheduler->Trigger({domain::OrderType::kLetter, id, ""}, ++delivery);
+  runtime.scheduler->Trigger({domain::OrderType::kLetter, "letter_a", ""}, ++delivery);  // 6
+  const auto retried = [this] {
+    return Query(
+        "SELECT count(*) FROM mailtrail.orders WHERE check_reason = 'webhook_retry' "
+        "AND next_check_at <= now()");
+  };
+  for (int i = 0; i < 100 && (processed.size() < 4 || retried() != "2"); ++i) {
+    runtime.io.restart();
+    runtime.io.run_for(std::chrono::milliseconds(100));
+  }
+  runtime.scheduler->Stop();
+  for (int i = 0; i < 100 && !runtime.scheduler->stopped(); ++i) {
+    runtime.io.restart();
+    runtime.io.run_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(runtime.scheduler->stopped());
+
+  std::sort(processed.begin(), processed.end());
+  EXPECT_EQ(processed, (std::vector<std::int64_t>{1, 2, 3, 6}));
+  EXPECT_EQ(Query("SELECT string_agg(order_id || ':' || old_value || '->' || new_value || '/' || "
+                  "source, ', ' ORDER BY order_id) FROM mailtrail.order_changes "
+                  "WHERE field = 'status' AND old_value IS NOT NULL"),
+            "letter_a:ready->printing/webhook, letter_b:ready->printing/webhook, "
+            "letter_c:ready->printing/webhook");
+  EXPECT_EQ(Query("SELECT count(DISTINCT xmin::text) FROM mailtrail.orders "
+                  "WHERE id IN ('letter_a', 'letter_b', 'letter_c')"),
+            "1")
+      << "the burst's orders were not written in one transaction";
+  EXPECT_EQ(Query("SELECT string_agg(id || ':' || status || '/' || check_reason, ', ' ORDER BY id) "
+                  "FROM mailtrail.orders WHERE id IN ('letter_d', 'letter_e')"),
+            "letter_d:ready/webhook_retry, letter_e:ready/webhook_retry");
+  EXPECT_EQ(runtime.syncer->counters().refresh_failures.load(), 2u);
+  EXPECT_EQ(runtime.syncer->counters().mapping_errors.load(), 1u);
+  EXPECT_EQ(runtime.scheduler->state().webhook_refreshes, 3u);
+}
+
 }  // namespace
 }  // namespace mailtrail::sync
