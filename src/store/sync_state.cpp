@@ -11,6 +11,8 @@ using detail::SqlParams;
 
 // ASCII "mailtrlL": the advisory lock whose holder runs discovery and full scans.
 constexpr long long kLeaderLockKey = 0x6d61696c74726c4cLL;
+// ASCII "mtrp": the first key of each replica's liveness lock; the second is hashtext(its id).
+constexpr std::int64_t kReplicaLockClass = 0x6d747270;
 
 }  // namespace
 
@@ -93,6 +95,14 @@ std::int64_t Heartbeat(pqxx::connection_base& connection, std::string_view repli
                        std::string_view hostname, int pid, domain::Timestamp started_at,
                        domain::Timestamp now, bool is_leader, std::int64_t live_window_ms) {
   pqxx::work tx(connection);
+  // Taken once per session (pg_locks says whether this session holds it already, so heartbeats do
+  // not stack it); taken again after a reconnect. Released only by the session's end.
+  SqlParams().Add(kReplicaLockClass).Add(replica_id).Exec(tx, R"sql(
+    SELECT pg_try_advisory_lock($1::integer, hashtext($2))
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND objsubid = 2
+          AND classid = $1::integer::oid AND objid = hashtext($2)::oid))sql");
   SqlParams()
       .Add(replica_id)
       .Add(hostname)
@@ -105,9 +115,14 @@ std::int64_t Heartbeat(pqxx::connection_base& connection, std::string_view repli
     VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at,
                                    is_leader = EXCLUDED.is_leader)sql");
-  SqlParams().Add(now).Add(live_window_ms * 10).Exec(tx, R"sql(
-    DELETE FROM mailtrail.replicas
-    WHERE last_seen_at < $1::timestamptz - $2::bigint * interval '1 millisecond')sql");
+  SqlParams().Add(now).Add(live_window_ms * 10).Add(kReplicaLockClass).Exec(tx, R"sql(
+    DELETE FROM mailtrail.replicas r
+    WHERE r.last_seen_at < $1::timestamptz - $2::bigint * interval '1 millisecond'
+       OR NOT EXISTS (
+           SELECT 1 FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = $3::integer::oid AND l.objid = hashtext(r.id)::oid))sql");
   const auto live = SqlParams().Add(now).Add(live_window_ms).Exec(tx, R"sql(
     SELECT count(*) FROM mailtrail.replicas
     WHERE last_seen_at >= $1::timestamptz - $2::bigint * interval '1 millisecond')sql");

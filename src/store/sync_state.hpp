@@ -36,8 +36,12 @@ std::optional<BackfillPosition> LoadBackfill(pqxx::connection_base& connection,
 void SaveBackfill(pqxx::connection_base& connection, std::string_view order_type,
                   const BackfillPosition& position, domain::Timestamp now);
 
-/// Refreshes this replica's heartbeat row and returns how many replicas (this one included) were
-/// seen within `live_window_ms`. Rows older than ten windows are removed (crashed processes).
+/// Refreshes this replica's heartbeat row and returns how many replicas (this one included) are
+/// live: seen within `live_window_ms` and holding their liveness lock, a session-level advisory
+/// lock this call takes on `connection`. A process that died (kill -9, a crash) loses its lock with
+/// its connection, so its row is removed at the next heartbeat of any replica, not a window later:
+/// a restarted daemon does not share the rate limit with its dead predecessor. Rows older than ten
+/// windows are removed too.
 std::int64_t Heartbeat(pqxx::connection_base& connection, std::string_view replica_id,
                        std::string_view hostname, int pid, domain::Timestamp started_at,
                        domain::Timestamp now, bool is_leader, std::int64_t live_window_ms);
