@@ -871,10 +871,22 @@ void Scheduler::Trigger(domain::OrderRef ref, std::optional<std::int64_t> delive
 }
 
 // A burst (many orders changing at one moment) queues deliveries faster than a transaction per
-// order records them: at a few hundred a second the refreshes fell seconds behind, and an order
-// that moved again meanwhile lost the step its delivery announced. So a worker takes what is
-// queued, up to webhook_batch orders, fetches them concurrently and records them together, as a
-// poll records its claim. One queued order is one fetch and one write, as before.
+// order records them, so a worker takes what is queued, up to webhook_batch orders, and fetches
+// them concurrently. What has been fetched is written together whenever the previous write ends
+// (group commit): one queued order is one fetch and one write, as before; a burst costs a few
+// transactions; and one slow or retried GET holds back no other order's write.
+struct Scheduler::WebhookFetch {
+  explicit WebhookFetch(const net::any_io_executor& executor) : wake(executor) {}
+  std::vector<domain::OrderRef> refs;
+  /// The deliveries each refresh answers, taken with its order: those that come while it runs
+  /// wait for the next refresh (dirty_), which fetches after them.
+  std::vector<std::vector<std::int64_t>> deliveries;         // by index of refs
+  std::vector<std::optional<postgrid::Document>> documents;  // by index of refs
+  std::vector<std::size_t> fetched;  // indices fetched and not written yet, in arrival order
+  std::size_t active = 0;            // fetches not ended
+  net::steady_timer wake;            // cancelled when a fetch ends
+};
+
 net::awaitable<void> Scheduler::WebhookWorker(std::size_t index) {
   while (!stopping_) {
     if (webhook_queue_.empty()) {
@@ -884,76 +896,65 @@ net::awaitable<void> Scheduler::WebhookWorker(std::size_t index) {
       if (!running) break;
       continue;
     }
-    std::vector<domain::OrderRef> refs;
-    std::vector<std::int64_t> deliveries_of_recorded;
-    std::unordered_map<std::string, std::vector<std::int64_t>> deliveries;
+    auto batch = std::make_shared<WebhookFetch>(executor_);
     const std::size_t most = std::max<std::size_t>(1, options_.webhook_batch);
-    while (!webhook_queue_.empty() && refs.size() < most) {
-      refs.push_back(std::move(webhook_queue_.front()));
+    while (!webhook_queue_.empty() && batch->refs.size() < most) {
+      batch->refs.push_back(std::move(webhook_queue_.front()));
       webhook_queue_.pop_front();
-      const std::string& id = refs.back().id;
+      const std::string& id = batch->refs.back().id;
       queued_.erase(id);
       in_flight_.insert(id);
+      batch->deliveries.emplace_back();
       if (auto it = pending_deliveries_.find(id); it != pending_deliveries_.end()) {
-        deliveries[id] = std::move(it->second);
+        batch->deliveries.back() = std::move(it->second);
         pending_deliveries_.erase(it);
       }
     }
     state_.webhook_queue = webhook_queue_.size();
-    const std::unordered_set<std::string> recorded = co_await RefreshForWebhooks(refs);
-    const auto now = std::chrono::steady_clock::now();
-    for (const auto& ref : refs) {
-      in_flight_.erase(ref.id);
-      if (recorded.count(ref.id) != 0) {
-        ++state_.webhook_refreshes;
-        if (auto it = triggered_at_.find(ref.id); it != triggered_at_.end() && on_latency_) {
-          on_latency_(std::chrono::duration<double>(now - it->second).count());
-        }
-        if (auto it = deliveries.find(ref.id); it != deliveries.end()) {
-          deliveries_of_recorded.insert(deliveries_of_recorded.end(), it->second.begin(),
-                                        it->second.end());
-        }
-      }
-      triggered_at_.erase(ref.id);
-    }
-    if (!deliveries_of_recorded.empty() && on_processed_) {
-      on_processed_(std::move(deliveries_of_recorded));
-    }
-    for (const auto& ref : refs) {
-      if (dirty_.erase(ref.id) != 0) Trigger(ref, std::nullopt);
-    }
+    co_await RefreshForWebhooks(batch);
   }
 }
 
-struct Scheduler::WebhookFetch {
-  WebhookFetch(const net::any_io_executor& executor, const std::vector<domain::OrderRef>& orders)
-      : refs(orders), documents(orders.size()), done(executor) {}
-  std::vector<domain::OrderRef> refs;
-  std::vector<std::optional<postgrid::Document>> documents;  // by index of refs; empty: failed
-  std::size_t active = 0;
-  net::steady_timer done;
-};
-
-net::awaitable<void> Scheduler::FetchForWebhook(std::shared_ptr<WebhookFetch> fetch,
+net::awaitable<void> Scheduler::FetchForWebhook(std::shared_ptr<WebhookFetch> batch,
                                                 std::size_t index) {
-  const domain::OrderRef ref = fetch->refs[index];
+  const domain::OrderRef ref = batch->refs[index];
   try {
-    fetch->documents[index] =
+    batch->documents[index] =
         co_await client_.RetrieveDocument(ref, PurposeFor(store::Source::kWebhook));
+    batch->fetched.push_back(index);
   } catch (const std::exception& e) {
     syncer_.CountRefreshFailures(1);
     spdlog::warn("webhook refresh of {} failed: {}; it is due for polling now", ref.id, e.what());
     MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
+    std::vector<std::int64_t> none;
+    FinishWebhookRefresh(ref, false, {}, none);
   }
 }
 
-net::awaitable<std::unordered_set<std::string>> Scheduler::RefreshForWebhooks(
-    const std::vector<domain::OrderRef>& refs) {
-  auto fetch = std::make_shared<WebhookFetch>(executor_, refs);
-  fetch->active = refs.size();
-  fetch->done.expires_at(net::steady_timer::time_point::max());
-  for (std::size_t i = 0; i < refs.size(); ++i) {
-    net::co_spawn(executor_, FetchForWebhook(fetch, i), [fetch](const std::exception_ptr& error) {
+void Scheduler::FinishWebhookRefresh(const domain::OrderRef& ref, bool recorded,
+                                     const std::vector<std::int64_t>& deliveries,
+                                     std::vector<std::int64_t>& processed) {
+  in_flight_.erase(ref.id);
+  if (recorded) {
+    ++state_.webhook_refreshes;
+    if (auto it = triggered_at_.find(ref.id); it != triggered_at_.end() && on_latency_) {
+      on_latency_(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second).count());
+    }
+    processed.insert(processed.end(), deliveries.begin(), deliveries.end());
+  }
+  // Not recorded: the order is due now (MarkDueLater) and its deliveries stay unprocessed in the
+  // database, so a restart refreshes it again.
+  triggered_at_.erase(ref.id);
+  if (dirty_.erase(ref.id) != 0) Trigger(ref, std::nullopt);
+}
+
+net::awaitable<void> Scheduler::RefreshForWebhooks(std::shared_ptr<WebhookFetch> batch) {
+  batch->documents.resize(batch->refs.size());
+  batch->active = batch->refs.size();
+  batch->wake.expires_at(net::steady_timer::time_point::max());
+  for (std::size_t i = 0; i < batch->refs.size(); ++i) {
+    net::co_spawn(executor_, FetchForWebhook(batch, i), [batch](const std::exception_ptr& error) {
       if (error) {
         try {
           std::rethrow_exception(error);
@@ -961,46 +962,56 @@ net::awaitable<std::unordered_set<std::string>> Scheduler::RefreshForWebhooks(
           spdlog::error("webhook fetch failed: {}", e.what());
         }
       }
-      if (--fetch->active == 0) fetch->done.cancel();
+      --batch->active;
+      batch->wake.cancel();
     });
   }
-  while (fetch->active > 0) {
-    boost::system::error_code ignored;  // cancelled by the last fetch
-    co_await fetch->done.async_wait(net::redirect_error(net::use_awaitable, ignored));
-  }
-
-  // Return envelope orders are recorded with their envelope's id: one write per envelope.
-  std::map<std::string, std::vector<std::size_t>> by_envelope;
-  for (std::size_t i = 0; i < refs.size(); ++i) {
-    if (fetch->documents[i]) by_envelope[refs[i].envelope_id].push_back(i);
-  }
-  std::unordered_set<std::string> recorded;
-  for (const auto& [envelope_id, indices] : by_envelope) {
-    nlohmann::json items = nlohmann::json::array();
-    std::vector<std::string> texts;
-    texts.reserve(indices.size());
-    for (const auto i : indices) {
-      items.push_back(std::move(fetch->documents[i]->json));
-      texts.push_back(std::move(fetch->documents[i]->text));
+  while (true) {
+    if (batch->fetched.empty()) {
+      if (batch->active == 0) break;
+      boost::system::error_code ignored;  // cancelled when a fetch ends
+      co_await batch->wake.async_wait(net::redirect_error(net::use_awaitable, ignored));
+      continue;
     }
-    std::optional<std::string> failure;
-    try {
-      const PageOutcome outcome = co_await syncer_.RecordFetched(
-          std::move(items), std::move(texts), store::Source::kWebhook, envelope_id);
-      recorded.insert(outcome.recorded.begin(), outcome.recorded.end());
-      syncer_.CountRefreshFailures(outcome.failed);
-    } catch (const std::exception& e) {
-      syncer_.CountRefreshFailures(indices.size());
-      failure = e.what();
-    }
-    for (const auto i : indices) {
-      if (recorded.count(refs[i].id) != 0) continue;
-      spdlog::warn("webhook refresh of {} was not recorded{}{}; it is due for polling now",
-                   refs[i].id, failure ? ": " : " (see above)", failure.value_or(""));
-      MarkDueLater(refs[i], syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
+    // Everything fetched since the last write, one write per return envelope (their orders are
+    // recorded with the envelope's id), nearly always one.
+    std::map<std::string, std::vector<std::size_t>> by_envelope;
+    for (const auto i : batch->fetched) by_envelope[batch->refs[i].envelope_id].push_back(i);
+    batch->fetched.clear();
+    for (const auto& [envelope_id, indices] : by_envelope) {
+      nlohmann::json items = nlohmann::json::array();
+      std::vector<std::string> texts;
+      texts.reserve(indices.size());
+      for (const auto i : indices) {
+        items.push_back(std::move(batch->documents[i]->json));
+        texts.push_back(std::move(batch->documents[i]->text));
+        batch->documents[i].reset();
+      }
+      std::unordered_set<std::string> recorded;
+      std::optional<std::string> failure;
+      try {
+        const PageOutcome outcome = co_await syncer_.RecordFetched(
+            std::move(items), std::move(texts), store::Source::kWebhook, envelope_id);
+        recorded.insert(outcome.recorded.begin(), outcome.recorded.end());
+        syncer_.CountRefreshFailures(outcome.failed);
+      } catch (const std::exception& e) {
+        syncer_.CountRefreshFailures(indices.size());
+        failure = e.what();
+      }
+      std::vector<std::int64_t> processed;
+      for (const auto i : indices) {
+        const domain::OrderRef& ref = batch->refs[i];
+        const bool written = recorded.count(ref.id) != 0;
+        if (!written) {
+          spdlog::warn("webhook refresh of {} was not recorded{}{}; it is due for polling now",
+                       ref.id, failure ? ": " : " (see above)", failure.value_or(""));
+          MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
+        }
+        FinishWebhookRefresh(ref, written, batch->deliveries[i], processed);
+      }
+      if (!processed.empty() && on_processed_) on_processed_(std::move(processed));
     }
   }
-  co_return recorded;
 }
 
 }  // namespace mailtrail::sync

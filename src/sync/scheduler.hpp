@@ -130,11 +130,15 @@ class Scheduler {
   net::awaitable<void> LeaderLoop();
   net::awaitable<void> HeartbeatLoop();
   net::awaitable<void> WebhookWorker(std::size_t index);
-  /// Fetches and records the orders a worker took from the webhook queue; returns the ids of
-  /// those recorded (the others are marked due now, see MarkDueLater).
-  net::awaitable<std::unordered_set<std::string>> RefreshForWebhooks(
-      const std::vector<domain::OrderRef>& refs);
-  net::awaitable<void> FetchForWebhook(std::shared_ptr<WebhookFetch> fetch, std::size_t index);
+  /// Fetches the orders a worker took from the webhook queue and records them as they arrive;
+  /// one that could not be fetched or recorded is marked due now (MarkDueLater).
+  net::awaitable<void> RefreshForWebhooks(std::shared_ptr<WebhookFetch> batch);
+  net::awaitable<void> FetchForWebhook(std::shared_ptr<WebhookFetch> batch, std::size_t index);
+  /// A webhook refresh of `ref` ended: when it was recorded its `deliveries` join `processed`;
+  /// a delivery that came meanwhile (dirty_) queues the order again.
+  void FinishWebhookRefresh(const domain::OrderRef& ref, bool recorded,
+                            const std::vector<std::int64_t>& deliveries,
+                            std::vector<std::int64_t>& processed);
   net::awaitable<void> RefreshWorker(std::shared_ptr<Batch> batch, store::Source source);
   /// Leases up to claim_batch orders due at `now` (see OrderRepository::ClaimDue).
   net::awaitable<std::vector<store::DueOrder>> ClaimDue(domain::Timestamp now);
