@@ -554,15 +554,24 @@ void PollChanges(const std::string& dsn, long after_id, Seen* seen) {
     connection.prepare("new_rows",
                        "SELECT id, order_id FROM mailtrail.order_changes WHERE id > $1 "
                        "ORDER BY id");
+    // Ids are drawn when a row is inserted, not when its transaction commits: a transaction that
+    // drew lower ids can commit after one with higher ids (the daemon writes on two connections,
+    // and a webhook worker's write holds many orders). So each poll looks back kLookBack ids
+    // below the highest seen and remembers the ids it has counted; reading only `id > highest`
+    // reported such rows as never written.
+    constexpr long kLookBack = 5000;
     long last = after_id;
+    std::unordered_set<long> counted;
     while (!seen->stop.load()) {
       pqxx::nontransaction tx(connection);
-      const pqxx::result rows = tx.exec_prepared("new_rows", last);
+      const pqxx::result rows = tx.exec_prepared("new_rows", std::max(after_id, last - kLookBack));
       const auto now = Clock::now();
       if (!rows.empty()) {
         std::lock_guard lock(seen->mutex);
         for (const auto& row : rows) {
-          last = std::max(last, row[0].as<long>());
+          const long id = row[0].as<long>();
+          if (!counted.insert(id).second) continue;
+          last = std::max(last, id);
           seen->rows[row[1].c_str()].push_back(now);
         }
       }
@@ -716,7 +725,11 @@ int RunLatency(const Options& options) {
       }
       ++changed;
       if (!first) {
-        ++missing;
+        if (++missing <= 5) {
+          std::cout << "latency: no order_changes row of " << order << " for its step at +"
+                    << Fixed(std::chrono::duration<double>(step.at - start).count(), 3)
+                    << " s before its next step\n";
+        }
         continue;
       }
       latencies.push_back(std::chrono::duration<double, std::milli>(*first - step.at).count());
