@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -72,6 +73,15 @@ class SchedulerPgTest : public ::testing::Test {
     pqxx::work work(connection);
     const auto row = work.exec1(sql);
     return row[0].is_null() ? "NULL" : row[0].c_str();
+  }
+
+  /// Runs `runtime`'s loop in 100 ms slices, for up to 10 s, until `done()`; returns `done()`.
+  static bool RunUntil(app::Runtime& runtime, const std::function<bool()>& done) {
+    for (int i = 0; i < 100 && !done(); ++i) {
+      runtime.io.restart();
+      runtime.io.run_for(std::chrono::milliseconds(100));
+    }
+    return done();
   }
 
   testing::TestDatabase database_;
@@ -290,11 +300,7 @@ TEST_F(SchedulerPgTest, ARoundOfListPollsLeavesItsTypesDueOrdersToTheWalk) {
   runtime.scheduler->Start();
   runtime.io.run_for(std::chrono::seconds(3));
   runtime.scheduler->Stop();
-  for (int i = 0; i < 100 && !runtime.scheduler->stopped(); ++i) {
-    runtime.io.restart();
-    runtime.io.run_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(runtime.scheduler->stopped());
+  ASSERT_TRUE(RunUntil(runtime, [&runtime] { return runtime.scheduler->stopped(); }));
 
   EXPECT_GE(list_pages.load(), 3) << "the round of list polls did not walk the letters";
   EXPECT_EQ(Query("SELECT count(*) FROM mailtrail.orders WHERE next_check_at <= now()"), "0")
@@ -367,18 +373,11 @@ TEST_F(SchedulerPgTest, ABurstOfWebhooksIsFetchedTogetherAndRecordedInAFewTransa
   runtime.scheduler->Trigger({domain::OrderType::kLetter, "letter_10", ""}, ++delivery);
   // letter_d fails three attempts (about 1.4 s of backoff) for its webhook, then as many for the
   // poll that picks it up; letter_e is read, refused, and polled again.
-  for (int i = 0; i < 100 && (processed.size() < moved + 1 || gets_of("letter_d") < 6 ||
-                              gets_of("letter_e") < 2);
-       ++i) {
-    runtime.io.restart();
-    runtime.io.run_for(std::chrono::milliseconds(100));
-  }
+  RunUntil(runtime, [&] {
+    return processed.size() >= moved + 1 && gets_of("letter_d") >= 6 && gets_of("letter_e") >= 2;
+  });
   runtime.scheduler->Stop();
-  for (int i = 0; i < 100 && !runtime.scheduler->stopped(); ++i) {
-    runtime.io.restart();
-    runtime.io.run_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(runtime.scheduler->stopped());
+  ASSERT_TRUE(RunUntil(runtime, [&runtime] { return runtime.scheduler->stopped(); }));
 
   std::sort(processed.begin(), processed.end());
   std::vector<std::int64_t> want(moved);
