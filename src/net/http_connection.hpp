@@ -58,6 +58,8 @@ class HttpConnection {
   net::awaitable<Response> SendOn(Stream* stream, Request request,
                                   std::chrono::milliseconds timeout, std::size_t body_limit);
 
+  static constexpr std::size_t kReadBufferBytes = 16 * 1024;
+
   Url url_;
   std::unique_ptr<beast::tcp_stream> plain_;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls_;
