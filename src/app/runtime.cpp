@@ -25,6 +25,21 @@ domain::PollPolicy PollPolicyFrom(const config::Config& config) {
   return {config.poll.interval, config.poll.carrier_interval, config.poll.completed_grace};
 }
 
+// A claim is fetched and then written in one transaction of about ten statements whatever its
+// size, so a larger claim costs fewer round trips: 16 per worker instead of 4 cut the daemon's CPU
+// per refreshed order by 15 % and PostgreSQL's by 25 % (issue 10, benchmark 3). But a claim must be
+// fetched well within its lease even at a low rate: at most a quarter of the lease's worth of
+// requests at the configured rate (a replica's share is lower when several run; a quarter leaves
+// room for four).
+std::size_t ClaimBatch(std::size_t workers, double requests_per_second,
+                       std::chrono::milliseconds lease) {
+  const std::size_t most = std::max<std::size_t>(workers, std::min<std::size_t>(workers * 16, 512));
+  const double fetchable_in_quarter_lease =
+      requests_per_second * std::chrono::duration<double>(lease).count() / 4;
+  if (fetchable_in_quarter_lease >= static_cast<double>(most)) return most;
+  return std::max(workers, static_cast<std::size_t>(fetchable_in_quarter_lease));
+}
+
 sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool leader_jobs) {
   sync::SchedulerOptions options;
   options.types = config.postgrid.order_types;
@@ -33,7 +48,6 @@ sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool l
   options.full_scan_interval = config.poll.full_scan_interval;
   options.requests_per_second = config.postgrid.requests_per_second;
   options.refresh_workers = static_cast<std::size_t>(config.postgrid.max_concurrency);
-  options.claim_batch = options.refresh_workers * 4;
   options.webhook_workers = std::max<std::size_t>(1, options.refresh_workers / 2);
   // Short test intervals want a quick poll loop; production's hour does not need more than 1 s.
   options.idle_tick = std::clamp(config.poll.interval / 10, std::chrono::milliseconds(100),
@@ -45,6 +59,7 @@ sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool l
   options.lease = std::clamp(config.poll.interval / 2, std::chrono::milliseconds(2000),
                              std::chrono::milliseconds(std::chrono::minutes(5)));
   options.lease = std::max(options.lease, std::min(attempt_budget, config.poll.interval));
+  options.claim_batch = ClaimBatch(options.refresh_workers, options.requests_per_second, options.lease);
   options.not_found_retry = config.poll.interval;
   options.leader_jobs = leader_jobs;
   std::array<char, 256> host{};

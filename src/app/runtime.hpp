@@ -22,6 +22,10 @@ domain::Timestamp SystemNow();
 postgrid::ClientOptions ClientOptionsFrom(const config::Config& config);
 /// The polling tiers of `poll.*`.
 domain::PollPolicy PollPolicyFrom(const config::Config& config);
+/// Orders a poll step claims: 16 per worker (at most 512, at least one per worker), fewer when the
+/// configured rate could not fetch them within a quarter of the lease.
+std::size_t ClaimBatch(std::size_t workers, double requests_per_second,
+                       std::chrono::milliseconds lease);
 /// The scheduler settings of `poll.*` and `postgrid.*`; `leader_jobs` false for CLI commands that
 /// must not take part in leader election.
 sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool leader_jobs);
