@@ -59,7 +59,8 @@ sync::SchedulerOptions SchedulerOptionsFrom(const config::Config& config, bool l
   options.lease = std::clamp(config.poll.interval / 2, std::chrono::milliseconds(2000),
                              std::chrono::milliseconds(std::chrono::minutes(5)));
   options.lease = std::max(options.lease, std::min(attempt_budget, config.poll.interval));
-  options.claim_batch = ClaimBatch(options.refresh_workers, options.requests_per_second, options.lease);
+  options.claim_batch =
+      ClaimBatch(options.refresh_workers, options.requests_per_second, options.lease);
   options.not_found_retry = config.poll.interval;
   options.leader_jobs = leader_jobs;
   std::array<char, 256> host{};

@@ -8,6 +8,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <utility>
 
 #include "store/sync_state.hpp"
 
@@ -158,14 +159,36 @@ struct Scheduler::Batch {
   std::size_t active = 0;
   PassResult result;
   net::steady_timer done;
-  /// Orders fetched (parsed, and the body texts they came from), by envelope id ("" for the six
-  /// plain types), written together afterwards.
-  struct Fetched {
-    nlohmann::json items = nlohmann::json::array();
-    std::vector<std::string> texts;
-  };
-  std::map<std::string, Fetched> fetched;
+  FetchedOrders fetched;  // written together when every worker has ended
 };
+
+void Scheduler::FetchedOrders::Add(const domain::OrderRef& ref, postgrid::Document document) {
+  Group& group = by_envelope[ref.envelope_id];
+  group.items.push_back(std::move(document.json));
+  group.texts.push_back(std::move(document.text));
+}
+
+net::awaitable<Scheduler::RecordedOrders> Scheduler::RecordFetchedOrders(FetchedOrders fetched,
+                                                                         store::Source source) {
+  RecordedOrders recorded;
+  for (auto& [envelope_id, group] : fetched.by_envelope) {
+    const std::size_t count = group.texts.size();
+    try {
+      const PageOutcome outcome = co_await syncer_.RecordFetched(
+          std::move(group.items), std::move(group.texts), source, envelope_id);
+      recorded.result.refreshed += outcome.new_orders + outcome.changed + outcome.rechecked;
+      recorded.result.failures += outcome.failed;
+      recorded.result.changes += outcome.changes;
+      recorded.ids.insert(outcome.recorded.begin(), outcome.recorded.end());
+      syncer_.CountRefreshFailures(outcome.failed);
+    } catch (const std::exception& e) {
+      recorded.result.failures += count;
+      syncer_.CountRefreshFailures(count);
+      spdlog::warn("could not record {} fetched orders: {}", count, e.what());
+    }
+  }
+  co_return recorded;
+}
 
 Scheduler::Scheduler(const net::any_io_executor& executor, Syncer& syncer, postgrid::Client& client,
                      DbExecutor& db, SchedulerOptions options)
@@ -262,10 +285,7 @@ net::awaitable<void> Scheduler::RefreshWorker(std::shared_ptr<Batch> batch, stor
   while (batch->next < batch->due.size() && !stopping_) {
     const domain::OrderRef ref = batch->due[batch->next++].ref;
     try {
-      postgrid::Document document = co_await client_.RetrieveDocument(ref, PurposeFor(source));
-      Batch::Fetched& slot = batch->fetched[ref.envelope_id];
-      slot.items.push_back(std::move(document.json));
-      slot.texts.push_back(std::move(document.text));
+      batch->fetched.Add(ref, co_await client_.RetrieveDocument(ref, PurposeFor(source)));
     } catch (const postgrid::ApiError& e) {
       ++batch->result.failures;
       syncer_.CountRefreshFailures(1);
@@ -320,23 +340,9 @@ net::awaitable<PassResult> Scheduler::RefreshAll(std::vector<store::DueOrder> du
   // The claimed orders are written together, as a list page is: one database round trip per few
   // statements for the whole claim instead of a transaction per order, which is most of the CPU a
   // refresh costs (bench/README.md, benchmark 3). Every fetched order is recorded as checked,
-  // changed or not.
-  for (auto& [envelope_id, fetched] : batch->fetched) {
-    const std::size_t count = fetched.items.size();
-    try {
-      const PageOutcome outcome = co_await syncer_.RecordFetched(
-          std::move(fetched.items), std::move(fetched.texts), source, envelope_id);
-      batch->result.refreshed += outcome.new_orders + outcome.changed + outcome.rechecked;
-      batch->result.failures += outcome.failed;
-      batch->result.changes += outcome.changes;
-      syncer_.CountRefreshFailures(outcome.failed);
-    } catch (const std::exception& e) {
-      batch->result.failures += count;
-      syncer_.CountRefreshFailures(count);
-      spdlog::warn("could not record {} refreshed orders: {}; retried when their leases end", count,
-                   e.what());
-    }
-  }
+  // changed or not; one that is not is polled again when its lease ends.
+  const RecordedOrders recorded = co_await RecordFetchedOrders(std::move(batch->fetched), source);
+  Merge(batch->result, recorded.result);
   co_return batch->result;
 }
 
@@ -925,7 +931,6 @@ net::awaitable<void> Scheduler::FetchForWebhook(std::shared_ptr<WebhookFetch> ba
   } catch (const std::exception& e) {
     syncer_.CountRefreshFailures(1);
     spdlog::warn("webhook refresh of {} failed: {}; it is due for polling now", ref.id, e.what());
-    MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
     std::vector<std::int64_t> none;
     FinishWebhookRefresh(ref, false, {}, none);
   }
@@ -942,9 +947,11 @@ void Scheduler::FinishWebhookRefresh(const domain::OrderRef& ref, bool recorded,
           std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second).count());
     }
     processed.insert(processed.end(), deliveries.begin(), deliveries.end());
+  } else {
+    // Due now, and its deliveries stay unprocessed in the database, so that a restart refreshes
+    // it again.
+    MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
   }
-  // Not recorded: the order is due now (MarkDueLater) and its deliveries stay unprocessed in the
-  // database, so a restart refreshes it again.
   triggered_at_.erase(ref.id);
   if (dirty_.erase(ref.id) != 0) Trigger(ref, std::nullopt);
 }
@@ -973,44 +980,27 @@ net::awaitable<void> Scheduler::RefreshForWebhooks(std::shared_ptr<WebhookFetch>
       co_await batch->wake.async_wait(net::redirect_error(net::use_awaitable, ignored));
       continue;
     }
-    // Everything fetched since the last write, one write per return envelope (their orders are
-    // recorded with the envelope's id), nearly always one.
-    std::map<std::string, std::vector<std::size_t>> by_envelope;
-    for (const auto i : batch->fetched) by_envelope[batch->refs[i].envelope_id].push_back(i);
-    batch->fetched.clear();
-    for (const auto& [envelope_id, indices] : by_envelope) {
-      nlohmann::json items = nlohmann::json::array();
-      std::vector<std::string> texts;
-      texts.reserve(indices.size());
-      for (const auto i : indices) {
-        items.push_back(std::move(batch->documents[i]->json));
-        texts.push_back(std::move(batch->documents[i]->text));
-        batch->documents[i].reset();
-      }
-      std::unordered_set<std::string> recorded;
-      std::optional<std::string> failure;
-      try {
-        const PageOutcome outcome = co_await syncer_.RecordFetched(
-            std::move(items), std::move(texts), store::Source::kWebhook, envelope_id);
-        recorded.insert(outcome.recorded.begin(), outcome.recorded.end());
-        syncer_.CountRefreshFailures(outcome.failed);
-      } catch (const std::exception& e) {
-        syncer_.CountRefreshFailures(indices.size());
-        failure = e.what();
-      }
-      std::vector<std::int64_t> processed;
-      for (const auto i : indices) {
-        const domain::OrderRef& ref = batch->refs[i];
-        const bool written = recorded.count(ref.id) != 0;
-        if (!written) {
-          spdlog::warn("webhook refresh of {} was not recorded{}{}; it is due for polling now",
-                       ref.id, failure ? ": " : " (see above)", failure.value_or(""));
-          MarkDueLater(ref, syncer_.Now(), "webhook_retry", IfTerminal::kReopen);
-        }
-        FinishWebhookRefresh(ref, written, batch->deliveries[i], processed);
-      }
-      if (!processed.empty() && on_processed_) on_processed_(std::move(processed));
+    // Everything fetched since the last write, written together.
+    FetchedOrders ready;
+    for (const auto i : batch->fetched) {
+      ready.Add(batch->refs[i], std::move(*batch->documents[i]));
+      batch->documents[i].reset();
     }
+    const std::vector<std::size_t> written_now = std::exchange(batch->fetched, {});
+    const RecordedOrders recorded =
+        co_await RecordFetchedOrders(std::move(ready), store::Source::kWebhook);
+    std::vector<std::int64_t> processed;
+    for (const auto i : written_now) {
+      const domain::OrderRef& ref = batch->refs[i];
+      const bool written = recorded.ids.count(ref.id) != 0;
+      if (!written) {
+        spdlog::warn(
+            "webhook refresh of {} was not recorded (see above); it is due for polling now",
+            ref.id);
+      }
+      FinishWebhookRefresh(ref, written, batch->deliveries[i], processed);
+    }
+    if (!processed.empty() && on_processed_) on_processed_(std::move(processed));
   }
 }
 

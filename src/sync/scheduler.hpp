@@ -126,6 +126,23 @@ class Scheduler {
  private:
   struct Batch;
   struct WebhookFetch;
+  /// Orders GET one by one, grouped by envelope id ("" for the six plain types): return envelope
+  /// orders are recorded with their envelope's id.
+  struct FetchedOrders {
+    struct Group {
+      nlohmann::json items = nlohmann::json::array();
+      std::vector<std::string> texts;  // the body text each item was parsed from
+    };
+    std::map<std::string, Group> by_envelope;
+    void Add(const domain::OrderRef& ref, postgrid::Document document);
+  };
+  struct RecordedOrders {
+    PassResult result;
+    std::unordered_set<std::string> ids;  // the orders written
+  };
+  /// Writes fetched orders, one Syncer::RecordFetched per envelope (nearly always one). A write
+  /// that fails is logged and its orders counted as failures; they are not among `ids`.
+  net::awaitable<RecordedOrders> RecordFetchedOrders(FetchedOrders fetched, store::Source source);
   net::awaitable<void> PollLoop();
   net::awaitable<void> LeaderLoop();
   net::awaitable<void> HeartbeatLoop();
@@ -134,8 +151,9 @@ class Scheduler {
   /// one that could not be fetched or recorded is marked due now (MarkDueLater).
   net::awaitable<void> RefreshForWebhooks(std::shared_ptr<WebhookFetch> batch);
   net::awaitable<void> FetchForWebhook(std::shared_ptr<WebhookFetch> batch, std::size_t index);
-  /// A webhook refresh of `ref` ended: when it was recorded its `deliveries` join `processed`;
-  /// a delivery that came meanwhile (dirty_) queues the order again.
+  /// A webhook refresh of `ref` ended: when it was recorded its `deliveries` join `processed`,
+  /// else it is due for polling now (MarkDueLater); a delivery that came meanwhile (dirty_)
+  /// queues the order again.
   void FinishWebhookRefresh(const domain::OrderRef& ref, bool recorded,
                             const std::vector<std::int64_t>& deliveries,
                             std::vector<std::int64_t>& processed);

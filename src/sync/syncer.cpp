@@ -215,8 +215,8 @@ net::awaitable<PageOutcome> Syncer::Write(std::vector<store::SnapshotToApply> ma
       return kind == Kind::kNew && source == store::Source::kPoll ? store::Source::kDiscovery
                                                                   : source;
     };
-    const auto counted = [&out, &source_of](Kind kind, const std::string& id,
-                                            const store::ApplyResult& result) {
+    const auto counted = [&out, &source_of, every_item](Kind kind, const std::string& id,
+                                                        const store::ApplyResult& result) {
       if (kind == Kind::kFetched) {
         kind = result.first_observation
                    ? Kind::kNew
@@ -227,7 +227,7 @@ net::awaitable<PageOutcome> Syncer::Write(std::vector<store::SnapshotToApply> ma
              ? out.outcome.new_orders
              : (kind == Kind::kChanged ? out.outcome.changed : out.outcome.rechecked));
       out.outcome.changes += result.changes.size();
-      out.outcome.recorded.push_back(id);
+      if (every_item) out.outcome.recorded.push_back(id);
       out.results.push_back(result);
       out.sources.push_back(source_of(kind));
     };

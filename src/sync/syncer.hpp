@@ -33,7 +33,8 @@ struct PageOutcome {
   std::size_t changes = 0;    ///< order_changes rows written
   std::size_t oldest_created_before_since = 0;  ///< items created before a backfill's --since
   std::size_t rechecked = 0;  ///< unchanged but due orders recorded as checked (list polling)
-  std::vector<std::string> recorded;  ///< ids of the orders written (new, changed or rechecked)
+  /// RecordFetched only: ids of the orders written (new, changed or rechecked).
+  std::vector<std::string> recorded;
 };
 
 /// Counters for metrics and `status`, readable from any thread.
