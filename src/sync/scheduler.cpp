@@ -7,7 +7,9 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <iterator>
 #include <memory>
+#include <unordered_set>
 #include <utility>
 
 #include "store/sync_state.hpp"
@@ -179,7 +181,8 @@ net::awaitable<Scheduler::RecordedOrders> Scheduler::RecordFetchedOrders(Fetched
       recorded.result.refreshed += outcome.new_orders + outcome.changed + outcome.rechecked;
       recorded.result.failures += outcome.failed;
       recorded.result.changes += outcome.changes;
-      recorded.ids.insert(outcome.recorded.begin(), outcome.recorded.end());
+      recorded.ids.insert(recorded.ids.end(), std::make_move_iterator(outcome.recorded.begin()),
+                          std::make_move_iterator(outcome.recorded.end()));
       syncer_.CountRefreshFailures(outcome.failed);
     } catch (const std::exception& e) {
       recorded.result.failures += count;
@@ -989,10 +992,11 @@ net::awaitable<void> Scheduler::RefreshForWebhooks(std::shared_ptr<WebhookFetch>
     const std::vector<std::size_t> written_now = std::exchange(batch->fetched, {});
     const RecordedOrders recorded =
         co_await RecordFetchedOrders(std::move(ready), store::Source::kWebhook);
+    const std::unordered_set<std::string> recorded_ids(recorded.ids.begin(), recorded.ids.end());
     std::vector<std::int64_t> processed;
     for (const auto i : written_now) {
       const domain::OrderRef& ref = batch->refs[i];
-      const bool written = recorded.ids.count(ref.id) != 0;
+      const bool written = recorded_ids.count(ref.id) != 0;
       if (!written) {
         spdlog::warn(
             "webhook refresh of {} was not recorded (see above); it is due for polling now",

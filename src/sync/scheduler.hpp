@@ -138,7 +138,7 @@ class Scheduler {
   };
   struct RecordedOrders {
     PassResult result;
-    std::unordered_set<std::string> ids;  // the orders written
+    std::vector<std::string> ids;  // the orders written (RecordFetched's PageOutcome.recorded)
   };
   /// Writes fetched orders, one Syncer::RecordFetched per envelope (nearly always one). A write
   /// that fails is logged and its orders counted as failures; they are not among `ids`.
