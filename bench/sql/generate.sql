@@ -119,10 +119,11 @@ CROSS JOIN LATERAL (
                     p.at_filled) AS at
 ) s;
 
--- Field changes, observed 10 minutes after PostGrid's updatedAt.
-INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, observed_at, source,
-    api_updated_at)
-SELECT p.id, c.field, c.old_value, c.new_value, c.at + interval '10 minutes', c.source, c.at
+-- Field changes, observed 10 minutes after PostGrid's updatedAt; each carries its order's type,
+-- as the daemon writes them (migration 0009).
+INSERT INTO mailtrail.order_changes (order_id, order_type, field, old_value, new_value, observed_at,
+    source, api_updated_at)
+SELECT p.id, p.order_type, c.field, c.old_value, c.new_value, c.at + interval '10 minutes', c.source, c.at
 FROM plan p
 CROSS JOIN LATERAL (VALUES
     (1, 'status', NULL, CASE WHEN p.order_type = 'return_envelope_orders' THEN 'placed' ELSE 'ready' END,
@@ -153,9 +154,9 @@ CROSS JOIN LATERAL (VALUES
 WHERE c.at IS NOT NULL AND c.at < now();
 
 -- Carrier tracking updates of the tracked orders.
-INSERT INTO mailtrail.carrier_tracking_events (order_id, occurred_at, status, message, source,
-    city, province_or_state, country_code, postal_or_zip)
-SELECT p.id, e.at, e.status, e.message, 'USPS', e.city, e.st, 'US', e.zip
+INSERT INTO mailtrail.carrier_tracking_events (order_id, order_type, occurred_at, status, message,
+    source, city, province_or_state, country_code, postal_or_zip)
+SELECT p.id, p.order_type, e.at, e.status, e.message, 'USPS', e.city, e.st, 'US', e.zip
 FROM plan p
 CROSS JOIN LATERAL (VALUES
     (p.at_pfd + interval '5 hours', 'pre_transit', 'Shipping label created', NULL, NULL, NULL),

@@ -62,8 +62,8 @@ constexpr const char* kUpdateChecked = R"sql(
 
 constexpr const char* kInsertTrackingEvent = R"sql(
   INSERT INTO mailtrail.carrier_tracking_events (order_id, occurred_at, status, message, source,
-      city, province_or_state, country_code, postal_or_zip, first_seen_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+      city, province_or_state, country_code, postal_or_zip, first_seen_at, order_type)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
   ON CONFLICT (order_id, occurred_at, status, message) DO NOTHING
 )sql";
 
@@ -141,20 +141,21 @@ constexpr const char* kUpdateCheckedBatch = R"sql(
 )sql";
 
 // unnest() yields the rows in array order, so each order's changes get ascending ids in Diff's
-// order, as Apply's one-by-one inserts gave them.
+// order, as Apply's one-by-one inserts gave them. Every history row carries its order's type
+// (migration 0009: order_timeline reads it there instead of joining orders).
 constexpr const char* kInsertChangesBatch = R"sql(
-  INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, api_updated_at,
-                                       observed_at, source)
-  SELECT v.*, $6::timestamptz, $7::text
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS v
+  INSERT INTO mailtrail.order_changes (order_id, order_type, field, old_value, new_value,
+                                       api_updated_at, observed_at, source)
+  SELECT v.*, $7::timestamptz, $8::text
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS v
 )sql";
 
 constexpr const char* kInsertTrackingEventsBatch = R"sql(
-  INSERT INTO mailtrail.carrier_tracking_events (order_id, occurred_at, status, message, source,
-      city, province_or_state, country_code, postal_or_zip, first_seen_at)
-  SELECT v.*, $10::timestamptz
-  FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-              $7::text[], $8::text[], $9::text[]) AS v
+  INSERT INTO mailtrail.carrier_tracking_events (order_id, order_type, occurred_at, status,
+      message, source, city, province_or_state, country_code, postal_or_zip, first_seen_at)
+  SELECT v.*, $11::timestamptz
+  FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+              $7::text[], $8::text[], $9::text[], $10::text[]) AS v
   ON CONFLICT (order_id, occurred_at, status, message) DO NOTHING
   RETURNING order_id
 )sql";
@@ -336,6 +337,7 @@ void AddChangeRows(SqlArrays& rows, const domain::OrderSnapshot& fetched,
                    const std::vector<domain::FieldChange>& changes) {
   for (const auto& change : changes) {
     rows.Add(fetched.ref.id)
+        .Add(domain::EndpointName(fetched.ref.type))
         .Add(domain::FieldName(change.field))
         .Add(change.old_value)
         .Add(change.new_value)
@@ -424,7 +426,7 @@ ApplyResult OrderRepository::Apply(const domain::OrderSnapshot& fetched, std::st
   update.Exec(tx, kUpdateAll);
 
   const std::string source_name(SourceName(source));
-  SqlArrays changes(5);
+  SqlArrays changes(6);
   AddChangeRows(changes, fetched, diff.changes);
   InsertChangeRows(tx, changes, observed_at, source_name);
   for (const auto& update_event : diff.new_updates) {
@@ -439,6 +441,7 @@ ApplyResult OrderRepository::Apply(const domain::OrderSnapshot& fetched, std::st
                                       .Add(update_event.country_code)
                                       .Add(update_event.postal_or_zip)
                                       .Add(observed_at)
+                                      .Add(domain::EndpointName(fetched.ref.type))
                                       .Exec(tx, kInsertTrackingEvent);
     result.new_tracking_events += inserted.affected_rows();
   }
@@ -563,8 +566,8 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
   // 4. Collect every write of the round, then send one statement per kind.
   SqlArrays checked(4);
   SqlArrays update(27);
-  SqlArrays changes(5);
-  SqlArrays events(9);
+  SqlArrays changes(6);
+  SqlArrays events(10);
   const std::string source_name(SourceName(source));
   for (std::size_t k = 0; k < round.size(); ++k) {
     const SnapshotToApply& item = items[round[k]];
@@ -607,6 +610,7 @@ void OrderRepository::ApplyRound(pqxx::transaction_base& tx,
     AddChangeRows(changes, fetched, diff->changes);
     for (const auto& event : diff->new_updates) {
       events.Add(fetched.ref.id)
+          .Add(domain::EndpointName(fetched.ref.type))
           .Add(event.occurred_at)
           .Add(event.status.raw)
           .Add(event.message)

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace mailtrail::store::generated {
 
@@ -22,6 +23,23 @@ inline std::string ReadFile(const std::filesystem::path& path) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+/// Drops the order_type copy (migration 0009) from generate.sql's history inserts, for a history
+/// written before 0009 exists. Throws when the text to drop is not there.
+inline std::string WithoutHistoryOrderType(std::string sql) {
+  for (const auto& [with, without] : {
+           std::pair<std::string, std::string>{"order_changes (order_id, order_type, ",
+                                               "order_changes (order_id, "},
+           {"carrier_tracking_events (order_id, order_type, ", "carrier_tracking_events (order_id, "},
+           {"SELECT p.id, p.order_type, c.field", "SELECT p.id, c.field"},
+           {"SELECT p.id, p.order_type, e.at", "SELECT p.id, e.at"},
+       }) {
+    const auto at = sql.find(with);
+    if (at == std::string::npos) throw std::runtime_error("generate.sql has no " + with);
+    sql.replace(at, with.size(), without);
+  }
+  return sql;
 }
 
 /// bench/sql/generate.sql for `orders` orders, without its psql meta-commands.

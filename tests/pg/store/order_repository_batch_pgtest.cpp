@@ -112,8 +112,8 @@ std::vector<std::string> Dump(pqxx::connection& connection) {
   pqxx::read_transaction tx(connection);
   std::vector<std::string> rows;
   for (const char* sql : {"SELECT o::text FROM mailtrail.orders o ORDER BY id",
-                          "SELECT row(order_id, field, old_value, new_value, observed_at, source, "
-                          "api_updated_at)::text "
+                          "SELECT row(order_id, order_type, field, old_value, new_value, observed_at, "
+                          "source, api_updated_at)::text "
                           "FROM mailtrail.order_changes ORDER BY order_id, id",
                           "SELECT e::text FROM mailtrail.carrier_tracking_events e "
                           "ORDER BY order_id, occurred_at, status, message"}) {
@@ -189,6 +189,15 @@ TEST_F(ApplyBatchTest, LeavesTheSameRowsAndResultsAsApplyOrderByOrder) {
   pqxx::read_transaction tx(*batched_);
   EXPECT_GT(tx.exec1("SELECT count(*) FROM mailtrail.orders WHERE (raw->>'fetch')::int / 1000 < "
                      "11 AND last_checked_at = '2026-03-01T11:00:00Z'")[0]
+                .as<int>(),
+            0);
+  // Every history row carries its order's type (migration 0009), from both paths alike.
+  EXPECT_EQ(tx.exec1("SELECT (SELECT count(*) FROM mailtrail.order_changes c "
+                     "        JOIN mailtrail.orders o ON o.id = c.order_id "
+                     "        WHERE c.order_type IS DISTINCT FROM o.order_type) "
+                     "     + (SELECT count(*) FROM mailtrail.carrier_tracking_events e "
+                     "        JOIN mailtrail.orders o ON o.id = e.order_id "
+                     "        WHERE e.order_type IS DISTINCT FROM o.order_type)")[0]
                 .as<int>(),
             0);
   EXPECT_GT(stale, 10u);

@@ -168,6 +168,13 @@ TEST_F(OrderRepositoryTest, CarrierEventsAreStoredOnceWhateverTheOrderOrRepeats)
   const auto again = repository.Apply(order, "{}", Source::kPoll, At("2026-01-03T02:00:00Z"));
   EXPECT_EQ(again.new_tracking_events, 0u);
   EXPECT_EQ(Count("SELECT count(*) FROM mailtrail.carrier_tracking_events"), 3);
+  // Each history row carries the order's type (migration 0009).
+  EXPECT_EQ(Count("SELECT count(*) FROM mailtrail.carrier_tracking_events "
+                  "WHERE order_type = 'letters'"),
+            3);
+  EXPECT_EQ(Count("SELECT count(*) FROM mailtrail.order_changes "
+                  "WHERE order_type IS DISTINCT FROM 'letters'"),
+            0);
 }
 
 TEST_F(OrderRepositoryTest, RacingRefreshesWriteEachChangeOnce) {

@@ -31,6 +31,7 @@ using generated::GenerateSql;
 using generated::kMigrations;
 using generated::kViews;
 using generated::ReadFile;
+using generated::WithoutHistoryOrderType;
 constexpr const char* kSummaries[] = {"order_status_entries", "order_stage_times",
                                       "status_duration_buckets"};
 
@@ -138,6 +139,15 @@ void ExpectBucketsCountStatusDurations(pqxx::connection& connection, const std::
                                    << Show(differences);
 }
 
+// History rows whose copy of order_type (migration 0009) is set and is not their order's.
+constexpr const char* kHistoryRowsWithoutTheirOrdersType = R"sql(
+SELECT (SELECT count(*) FROM mailtrail.order_changes c JOIN mailtrail.orders o ON o.id = c.order_id
+        WHERE c.order_type IS NOT NULL AND c.order_type <> o.order_type)
+     + (SELECT count(*) FROM mailtrail.carrier_tracking_events e
+        JOIN mailtrail.orders o ON o.id = e.order_id
+        WHERE e.order_type IS NOT NULL AND e.order_type <> o.order_type)
+)sql";
+
 long Count(pqxx::connection& connection, const std::string& sql) {
   pqxx::work tx(connection);
   return tx.exec(sql)[0][0].as<long>();
@@ -219,16 +229,19 @@ INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, obse
  ('letter_s1', 'carrier_status', 'delivered', 'delivered', '2026-02-07T00:00Z', 'poll', NULL),
  ('letter_s1', 'status', 'completed', 'completed', '2026-02-07T00:00Z', 'poll', NULL);
 )sql"},
-    {"createdAt and a mailing class corrected, an ordinary poll update",
+    {"createdAt, a mailing class and a type corrected, an ordinary poll update",
      R"sql(
 UPDATE mailtrail.orders SET created_at = '2026-01-31T20:00Z' WHERE id = 'letter_s1';
 UPDATE mailtrail.orders SET mailing_class = 'certified_return_receipt' WHERE id = 'letter_s1';
 UPDATE mailtrail.orders SET mailing_class = NULL WHERE id = 'postcard_s3';
 UPDATE mailtrail.orders SET created_at = NULL WHERE id = 'return_envelope_order_s4';
+UPDATE mailtrail.orders SET order_type = 'self_mailers' WHERE id = 'letter_s1';
 UPDATE mailtrail.orders SET last_checked_at = now() WHERE id ~ '_s[0-9]$';
 )sql"},
-    {"one statement for many orders (a batch), after the generated history",
+    {"one statement for many orders (a batch), after the generated history; a type corrected",
      R"sql(
+UPDATE mailtrail.orders SET order_type = 'cheques'
+ WHERE id = (SELECT min(id) FROM mailtrail.orders WHERE id LIKE 'letter\_%' AND id !~ '_s[0-9]$');
 INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, observed_at, source,
     api_updated_at)
 SELECT o.id, 'status', o.status, 'completed', now() - interval '1 hour', 'poll', NULL
@@ -277,6 +290,28 @@ TEST(OrderStageSummaries, TriggersKeepSummariesAndViewsRightAcrossTransactions) 
     ExpectBucketsCountStatusDurations(connection, name);
   }
 
+  // letter_s1's type was corrected after its history had a copy of the old one (migration 0009).
+  EXPECT_EQ(Count(connection, kHistoryRowsWithoutTheirOrdersType), 0);
+  EXPECT_EQ(Count(connection,
+                  "SELECT count(*) FROM mailtrail.order_timeline WHERE order_id = 'letter_s1' "
+                  "AND order_type = 'self_mailers'"),
+            Count(connection,
+                  "SELECT count(*) FROM mailtrail.order_timeline WHERE order_id = 'letter_s1'"));
+
+  // The hand-written rows of the steps got their order's type from orders; a row for an order
+  // that does not exist is refused as the foreign key would.
+  EXPECT_EQ(Count(connection,
+                  "SELECT count(*) FROM mailtrail.order_changes WHERE order_id = 'postcard_s3' "
+                  "AND order_type = 'postcards'"),
+            Count(connection,
+                  "SELECT count(*) FROM mailtrail.order_changes WHERE order_id = 'postcard_s3'"));
+  {
+    pqxx::work tx(connection);
+    EXPECT_THROW(tx.exec("INSERT INTO mailtrail.order_changes (order_id, field, new_value, source) "
+                         "VALUES ('letter_missing', 'status', 'ready', 'manual')"),
+                 pqxx::foreign_key_violation);
+  }
+
   // The steps reached the summaries as intended.
   // letter_s1: ready from the corrected createdAt, re-ordered by entered_at.
   EXPECT_EQ(Count(connection,
@@ -323,7 +358,7 @@ TEST(OrderStageSummaries, MigrationBackfillsHistoryWrittenBeforeIt) {
   MigrateUpTo(connection, "0005");
   {
     pqxx::work tx(connection);
-    tx.exec(GenerateSql(1500));
+    tx.exec(WithoutHistoryOrderType(GenerateSql(1500)));
     for (const auto& [name, sql] : kSteps) {
       if (sql.find("DELETE") == std::string::npos) tx.exec(sql);
     }
@@ -336,6 +371,11 @@ TEST(OrderStageSummaries, MigrationBackfillsHistoryWrittenBeforeIt) {
   ExpectSummariesEqualRebuild(connection, "after the backfill");
   ExpectViewsUnchanged(connection, "after the backfill");
   ExpectBucketsCountStatusDurations(connection, "after the backfill");
+  // 0009 copied every order's type into its history rows.
+  EXPECT_EQ(Count(connection, kHistoryRowsWithoutTheirOrdersType), 0);
+  EXPECT_EQ(Count(connection,
+                  "SELECT count(*) FROM mailtrail.order_changes WHERE order_type IS NULL"),
+            0);
 }
 
 }  // namespace
