@@ -33,7 +33,7 @@ using generated::kViews;
 using generated::ReadFile;
 using generated::WithoutHistoryOrderType;
 constexpr const char* kSummaries[] = {"order_status_entries", "order_stage_times",
-                                      "status_duration_buckets"};
+                                      "status_duration_buckets", "order_deliveries"};
 
 // A summary table as a relation to compare: the histogram's rows whose spans went back to 0 (a
 // span subtracted and not added again) may stay, and mean nothing.
@@ -229,13 +229,16 @@ INSERT INTO mailtrail.order_changes (order_id, field, old_value, new_value, obse
  ('letter_s1', 'carrier_status', 'delivered', 'delivered', '2026-02-07T00:00Z', 'poll', NULL),
  ('letter_s1', 'status', 'completed', 'completed', '2026-02-07T00:00Z', 'poll', NULL);
 )sql"},
-    {"createdAt, a mailing class and a type corrected, an ordinary poll update",
+    {"createdAt, a mailing class, a type, a destination and a send date corrected, an ordinary "
+     "poll update",
      R"sql(
 UPDATE mailtrail.orders SET created_at = '2026-01-31T20:00Z' WHERE id = 'letter_s1';
 UPDATE mailtrail.orders SET mailing_class = 'certified_return_receipt' WHERE id = 'letter_s1';
 UPDATE mailtrail.orders SET mailing_class = NULL WHERE id = 'postcard_s3';
 UPDATE mailtrail.orders SET created_at = NULL WHERE id = 'return_envelope_order_s4';
 UPDATE mailtrail.orders SET order_type = 'self_mailers' WHERE id = 'letter_s1';
+UPDATE mailtrail.orders SET raw = jsonb_set(raw, '{to,provinceOrState}', '"ID"'),
+    send_date = '2026-02-01T06:00Z' WHERE id = 'letter_s1';
 UPDATE mailtrail.orders SET last_checked_at = now() WHERE id ~ '_s[0-9]$';
 )sql"},
     {"one statement for many orders (a batch), after the generated history; a type corrected",
