@@ -120,8 +120,6 @@ END $$;
 -- were from the stored left_at instead of a second lead().
 CREATE OR REPLACE FUNCTION mailtrail.order_changes_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    touched_ids text[];
 BEGIN
     -- left_at here is the next of the statement's own entries; an order that had entries before
     -- is set right below.
@@ -152,8 +150,6 @@ BEGIN
         WHERE t.added > 1
            OR EXISTS (SELECT 1 FROM mailtrail.order_status_entries x
                       WHERE x.order_id = t.order_id OFFSET 1)) THEN
-    touched_ids := ARRAY(SELECT DISTINCT order_id FROM new_changes
-                         WHERE field = 'status' AND new_value IS NOT NULL);
     -- Each entry of the touched orders with its next entry now (left_after) and as stored
     -- (left_at: the next before this statement for an entry that was there, the next among the
     -- statement's own entries for an added one). The histogram moves from the spans as they
@@ -173,12 +169,14 @@ BEGIN
             FROM mailtrail.order_status_entries x
             WHERE x.order_id = touched.order_id) e
     ),
-    -- x.order_id = ANY (touched_ids): whatever join the cached plan uses, it reads only the
-    -- touched orders' entries, through the index.
+    -- x.order_id = ANY (...): whatever join the cached plan uses, it reads only the entries of
+    -- the orders with a span to set, through the index (none for a backfill's new orders, whose
+    -- entries got their left_at in the insert).
     moved AS (
         UPDATE mailtrail.order_status_entries x SET left_at = s.left_after
         FROM spans s
-        WHERE x.order_id = ANY (touched_ids)
+        WHERE x.order_id = ANY (ARRAY(SELECT DISTINCT m.order_id FROM spans m
+                                      WHERE m.left_at IS DISTINCT FROM m.left_after))
           AND x.order_id = s.order_id AND x.entered_at = s.entered_at
           AND x.change_id = s.change_id AND x.left_at IS DISTINCT FROM s.left_after
     )
