@@ -36,8 +36,12 @@ ALTER TABLE mailtrail.carrier_tracking_events ALTER COLUMN order_type SET NOT NU
 
 -- A history row's copy of its order's type: filled when a row arrives without one, and taken
 -- from orders again when a row is moved to another order or its copy is edited.
+-- enable_seqscan = off keeps the lookup on the primary key whatever plan PL/pgSQL cached while
+-- orders was small.
 CREATE FUNCTION mailtrail.history_row_order_type() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 BEGIN
     SELECT o.order_type INTO NEW.order_type FROM mailtrail.orders o WHERE o.id = NEW.order_id;
     IF NOT FOUND THEN

@@ -217,9 +217,13 @@ BEGIN
 END $$;
 
 -- An order's terminal flag into its entries, when it changes (the WHEN clause keeps every other
--- update of orders, one per poll, from calling anything).
+-- update of orders, one per poll, from calling anything). enable_seqscan = off: PL/pgSQL keeps
+-- the plan it made for the UPDATE at the first call of a session, and one made while the entries
+-- were few would go on scanning them all as they grow (see 0011).
 CREATE FUNCTION mailtrail.order_terminal_updated() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET enable_seqscan = off
+AS $$
 BEGIN
     UPDATE mailtrail.order_status_entries SET terminal = NEW.terminal
     WHERE order_id = NEW.id AND terminal IS DISTINCT FROM NEW.terminal;
