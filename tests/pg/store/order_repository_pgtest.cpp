@@ -323,5 +323,53 @@ TEST_F(OrderRepositoryTest, LoadRoundTripsWhatApplyStored) {
             1);
 }
 
+// An untracked completed order is watched for completed_grace (14 days here) from when it first
+// became completed, not from its latest updatedAt: a late IMB scan moves updatedAt on, and the
+// grace must not restart with it. Both write paths read that moment from the stored history.
+TEST_F(OrderRepositoryTest, CompletedGraceCountsFromWhenTheOrderFirstBecameCompleted) {
+  auto repository = Repository(*connection_);
+  const auto completed_on_jan_5 = [](const std::string& id) {
+    OrderSnapshot order = Letter("completed", "2026-01-05T00:00:00Z");
+    order.ref.id = id;
+    return order;
+  };
+  const auto scanned_on_jan_19 = [&](const std::string& id) {
+    OrderSnapshot order = completed_on_jan_5(id);
+    order.updated_at = At("2026-01-19T00:00:00Z");
+    order.imb_status = domain::ImbStatus::FromRaw("out_for_delivery");
+    return order;
+  };
+  repository.Apply(completed_on_jan_5("letter_apply"), "{}", Source::kPoll,
+                   At("2026-01-05T01:00:00Z"));
+  repository.ApplyBatch({{completed_on_jan_5("letter_batch"), "{}"}}, Source::kPoll,
+                        At("2026-01-05T01:00:00Z"));
+
+  // Day 15 after completion, day 1 after the scan: the grace of the first completion is over.
+  const auto by_apply = repository.Apply(scanned_on_jan_19("letter_apply"), "{}", Source::kPoll,
+                                         At("2026-01-20T00:00:00Z"));
+  const auto by_batch = repository.ApplyBatch({{scanned_on_jan_19("letter_batch"), "{}"}},
+                                              Source::kPoll, At("2026-01-20T00:00:00Z"));
+  ASSERT_EQ(by_batch.size(), 1u);
+  for (const ApplyResult* result : {&by_apply, &by_batch.front()}) {
+    EXPECT_EQ(domain::CheckReasonName(result->schedule.reason), "terminal_grace_expired");
+    EXPECT_TRUE(result->schedule.terminal);
+    EXPECT_EQ(result->changes.size(), 1u) << "the IMB scan is recorded";
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM mailtrail.orders WHERE terminal "
+                  "AND check_reason = 'terminal_grace_expired'"),
+            2);
+}
+
+TEST_F(OrderRepositoryTest, CompletedGraceRunsOnWhileItLasts) {
+  auto repository = Repository(*connection_);
+  OrderSnapshot order = Letter("completed", "2026-01-05T00:00:00Z");
+  repository.Apply(order, "{}", Source::kPoll, At("2026-01-05T01:00:00Z"));
+  order.updated_at = At("2026-01-10T00:00:00Z");
+  order.imb_status = domain::ImbStatus::FromRaw("out_for_delivery");
+  const auto result = repository.Apply(order, "{}", Source::kPoll, At("2026-01-11T00:00:00Z"));
+  EXPECT_EQ(domain::CheckReasonName(result.schedule.reason), "completed_grace");
+  EXPECT_FALSE(result.schedule.terminal);
+}
+
 }  // namespace
 }  // namespace mailtrail::store
