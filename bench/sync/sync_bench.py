@@ -5,7 +5,8 @@
 
 Needs MAILTRAIL_TEST_DSN (a PostgreSQL superuser DSN; run it under scripts/pg_tmp.sh). Each run
 creates a database of its own and drops it afterwards. Orders: MAILTRAIL_BENCH_ORDERS overrides
-the benchmark's default (quick runs). Prints each figure with its target; with
+the benchmark's default (quick runs); MAILTRAIL_BENCH_REPEAT how many first syncs the full sync
+benchmark runs (default 3, the fastest counts). Prints each figure with its target; with
 MAILTRAIL_BENCH_RESULTS set, appends `| benchmark | figure | target | PASS/FAIL |` lines there.
 Exit 1 when a target is missed, 2 when the benchmark could not run.
 
@@ -343,8 +344,8 @@ def wait_for(predicate, timeout, what, interval=0.2, child=None):
 
 
 # ---- 1. full sync at the rate limit -------------------------------------------------------------
-def bench_full_sync(build_dir, results, orders):
-    rps = float(os.environ.get("MAILTRAIL_BENCH_RPS", "200"))
+def full_sync_once(build_dir, orders, rps):
+    """One first sync on an empty database against a fresh simulator: a dict of its figures."""
     env = Env(build_dir, "full_sync")
     try:
         # Paused clock: the world does not move while mailtrail copies it, so the minimum is exact.
@@ -380,19 +381,37 @@ def bench_full_sync(build_dir, results, orders):
             f"{daemon_cpu:.1f} s, PostgreSQL CPU {fmt_cpu(pg_cpu)}")
         if stored != total_orders:
             raise BenchError(f"stored {stored} orders of {total_orders}")
-        time_ratio = elapsed / min_seconds
-        request_ratio = requests / min_requests
-        results.add("sync 1 full sync wall time (mailtrail run, empty db, "
-                    f"{total_orders} orders, R={rps:g})",
-                    f"{elapsed:.1f} s = {time_ratio:.2f} x {min_seconds:.2f} s",
-                    "<= 1.05 x", time_ratio <= 1.05)
-        results.add("sync 1 full sync API requests",
-                    f"{requests} = {request_ratio:.3f} x {min_requests}", "<= 1.05 x",
-                    request_ratio <= 1.05)
-        results.add("sync 1 full sync CPU (daemon / PostgreSQL)",
-                    f"{daemon_cpu:.1f} s / {fmt_cpu(pg_cpu)}", "-", None)
+        return {"orders": total_orders, "elapsed": elapsed, "min_seconds": min_seconds,
+                "requests": requests, "min_requests": min_requests, "daemon_cpu": daemon_cpu,
+                "pg_cpu": pg_cpu}
     finally:
         env.close()
+
+
+def bench_full_sync(build_dir, results, orders):
+    """The best of MAILTRAIL_BENCH_REPEAT (default 3) first syncs, each from scratch.
+
+    The wall time of a CPU-heavy 5 s run on this shared 2-core machine moves by a factor of two
+    between hours (other tenants), and noise only ever adds time: the fastest run is the estimate
+    of what mailtrail itself needs, as the SQL benchmark's best of its runs. Every run's time is
+    reported beside it, and the request count must hold in every run."""
+    rps = float(os.environ.get("MAILTRAIL_BENCH_RPS", "200"))
+    repeat = max(1, int(os.environ.get("MAILTRAIL_BENCH_REPEAT", "3")))
+    runs = [full_sync_once(build_dir, orders, rps) for _ in range(repeat)]
+    best = min(runs, key=lambda run: run["elapsed"] / run["min_seconds"])
+    time_ratio = best["elapsed"] / best["min_seconds"]
+    all_times = ", ".join(f"{run['elapsed']:.1f}" for run in runs)
+    most = max(runs, key=lambda run: run["requests"] / run["min_requests"])
+    request_ratio = most["requests"] / most["min_requests"]
+    results.add("sync 1 full sync wall time (mailtrail run, empty db, "
+                f"{best['orders']} orders, R={rps:g}; best of {repeat}: {all_times} s)",
+                f"{best['elapsed']:.1f} s = {time_ratio:.2f} x {best['min_seconds']:.2f} s",
+                "<= 1.05 x", time_ratio <= 1.05)
+    results.add("sync 1 full sync API requests" + (f" (most of {repeat} runs)" if repeat > 1 else ""),
+                f"{most['requests']} = {request_ratio:.3f} x {most['min_requests']}", "<= 1.05 x",
+                request_ratio <= 1.05)
+    results.add("sync 1 full sync CPU of the best run (daemon / PostgreSQL)",
+                f"{best['daemon_cpu']:.1f} s / {fmt_cpu(best['pg_cpu'])}", "-", None)
 
 
 # ---- 2. steady state ----------------------------------------------------------------------------
