@@ -407,7 +407,8 @@ def bench_full_sync(build_dir, results, orders):
                 f"{best['orders']} orders, R={rps:g}; best of {repeat}: {all_times} s)",
                 f"{best['elapsed']:.1f} s = {time_ratio:.2f} x {best['min_seconds']:.2f} s",
                 "<= 1.05 x", time_ratio <= 1.05)
-    results.add("sync 1 full sync API requests" + (f" (most of {repeat} runs)" if repeat > 1 else ""),
+    runs_note = f" (most of {repeat} runs)" if repeat > 1 else ""
+    results.add("sync 1 full sync API requests" + runs_note,
                 f"{most['requests']} = {request_ratio:.3f} x {most['min_requests']}", "<= 1.05 x",
                 request_ratio <= 1.05)
     results.add("sync 1 full sync CPU of the best run (daemon / PostgreSQL)",
