@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -203,27 +204,18 @@ void Report(const std::string& name, const Figures& f) {
       f.events / f.seconds, (f.orders + f.changes + f.events) / f.seconds);
 }
 
-std::size_t WritersFromEnv() {
-  const char* text = std::getenv("MAILTRAIL_BENCH_WRITERS");
-  if (text == nullptr || *text == '\0') return 2;  // the daemon's DbExecutor::kDefaultConnections
+// A count from the environment variable `name`, `fallback` when unset or empty; outside
+// [min, max] is an error that names the variable and the range.
+std::size_t CountFromEnv(const char* name, std::size_t fallback, long min, long max) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
   const long value = std::strtol(text, nullptr, 10);
-  if (value < 1 || value > 64) throw std::runtime_error("MAILTRAIL_BENCH_WRITERS must be 1-64");
-  return static_cast<std::size_t>(value);
-}
-
-std::size_t RepeatFromEnv() {
-  const char* text = std::getenv("MAILTRAIL_BENCH_REPEAT");
-  if (text == nullptr || *text == '\0') return 3;
-  const long value = std::strtol(text, nullptr, 10);
-  if (value < 1 || value > 20) throw std::runtime_error("MAILTRAIL_BENCH_REPEAT must be 1-20");
-  return static_cast<std::size_t>(value);
-}
-
-std::size_t OrdersFromEnv() {
-  const char* text = std::getenv("MAILTRAIL_BENCH_ORDERS");
-  if (text == nullptr || *text == '\0') return 100000;
-  const long value = std::strtol(text, nullptr, 10);
-  if (value < 1000) throw std::runtime_error("MAILTRAIL_BENCH_ORDERS must be at least 1000");
+  if (value < min || value > max) {
+    throw std::runtime_error(std::string(name) + " must be " +
+                             (max == std::numeric_limits<long>::max()
+                                  ? "at least " + std::to_string(min)
+                                  : std::to_string(min) + "-" + std::to_string(max)));
+  }
   return static_cast<std::size_t>(value);
 }
 
@@ -231,16 +223,18 @@ std::size_t OrdersFromEnv() {
 
 int main() {
   try {
-    const std::size_t orders = OrdersFromEnv();
+    const std::size_t orders =
+        CountFromEnv("MAILTRAIL_BENCH_ORDERS", 100000, 1000, std::numeric_limits<long>::max());
     const std::size_t slice = std::min<std::size_t>(orders, 2000);
     const auto migrations = std::filesystem::path(MAILTRAIL_SOURCE_DIR) / "migrations";
 
-    const std::size_t writers = WritersFromEnv();
+    // 2 by default: the daemon's DbExecutor::kDefaultConnections.
+    const std::size_t writers = CountFromEnv("MAILTRAIL_BENCH_WRITERS", 2, 1, 64);
 
     // The best of `repeat` backfills, each into a new database: this shared machine's speed moves
     // by a factor of two between hours and noise only adds time, so the fastest run is the
     // estimate (every run's rate is printed). The refresh pass runs on the last one's rows.
-    const std::size_t repeat = RepeatFromEnv();
+    const std::size_t repeat = CountFromEnv("MAILTRAIL_BENCH_REPEAT", 3, 1, 20);
     std::optional<Figures> backfill;
     Figures refresh;
     std::string backfill_rates;
