@@ -383,8 +383,12 @@ net::awaitable<void> Scheduler::PollLoop() {
       claimed = due.size();
       if (claimed > 0) co_await RefreshAll(std::move(due), store::Source::kPoll);
     } catch (const std::exception& e) {
-      spdlog::warn("poll step failed: {}; retrying in {} ms", e.what(),
-                   options_.error_backoff.count());
+      // Orders claimed before the failure keep their lease: the next claim skips them, so say
+      // when they come back rather than suggest they are retried with it.
+      spdlog::warn(
+          "poll step failed: {}; next claim in {} ms, orders already claimed are polled again "
+          "when their leases end",
+          e.what(), options_.error_backoff.count());
       failed = true;
     }
     if (failed) {
