@@ -89,16 +89,26 @@ constexpr const char* kCompletedSince = R"sql(
 // ---- ApplyBatch: one statement per step for the whole page, rows as unnest()ed arrays ----
 
 // The 23 typed columns as unnest() arguments and their names, shared by the batch statements.
+// metadata ($19) and raw ($22) travel as text[] and are cast row by row (kTypedValues): reading a
+// page's JSON as a jsonb[] parameter took PostgreSQL about twice the CPU of the same text[]
+// cast one unnest()ed row at a time (11.7 against 6.1 us per 750-byte order, 100 to an array).
 constexpr const char* kTypedArrays = R"sql(
       $1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::timestamptz[],
       $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[],
       $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::text[], $18::text[],
-      $19::jsonb[], $20::timestamptz[], $21::timestamptz[], $22::jsonb[], $23::text[])sql";
+      $19::text[], $20::timestamptz[], $21::timestamptz[], $22::text[], $23::text[])sql";
 constexpr const char* kTypedNames = R"sql(
       id, order_type, live, status, imb_status, imb_date, imb_zip_code, tracking_number,
       mailing_class, extra_service, send_date, carrier, carrier_status, carrier_status_detail,
       est_delivery_date, signed_by, cancellation_reason, description, metadata, created_at,
       updated_at, raw, envelope_id)sql";
+// kTypedNames' values read from unnest(kTypedArrays) AS v(kTypedNames), the JSON ones cast.
+constexpr const char* kTypedValues = R"sql(
+      v.id, v.order_type, v.live, v.status, v.imb_status, v.imb_date, v.imb_zip_code,
+      v.tracking_number, v.mailing_class, v.extra_service, v.send_date, v.carrier,
+      v.carrier_status, v.carrier_status_detail, v.est_delivery_date, v.signed_by,
+      v.cancellation_reason, v.description, v.metadata::jsonb, v.created_at, v.updated_at,
+      v.raw::jsonb, v.envelope_id)sql";
 
 // New orders with their final values (what Apply's insert + update leave): $24..$27 are
 // last_changed_at, next_check_at, terminal, check_reason per row; $28 the observation time.
@@ -107,9 +117,11 @@ const std::string& InsertNewSql() {
       std::string("INSERT INTO mailtrail.orders (") + kTypedNames +
       ", last_changed_at, next_check_at, terminal, check_reason, first_seen_at, "
       "last_checked_at)\n"
-      "SELECT v.*, $28::timestamptz, $28::timestamptz FROM unnest(" +
-      kTypedArrays +
-      ", $24::timestamptz[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v\n"
+      "SELECT" + kTypedValues +
+      ",\n      v.last_changed_at, v.next_check_at, v.terminal, v.check_reason, $28::timestamptz, "
+      "$28::timestamptz\nFROM unnest(" +
+      kTypedArrays + ", $24::timestamptz[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v(" +
+      kTypedNames + ", last_changed_at, next_check_at, terminal, check_reason)\n"
       "ON CONFLICT (id) DO NOTHING RETURNING id";
   return sql;
 }
@@ -126,8 +138,8 @@ const std::string& UpdateAllSql() {
       carrier = v.carrier, carrier_status = v.carrier_status,
       carrier_status_detail = v.carrier_status_detail, est_delivery_date = v.est_delivery_date,
       signed_by = v.signed_by, cancellation_reason = v.cancellation_reason,
-      description = v.description, metadata = v.metadata, created_at = v.created_at,
-      updated_at = v.updated_at, raw = v.raw, envelope_id = coalesce(v.envelope_id, o.envelope_id),
+      description = v.description, metadata = v.metadata::jsonb, created_at = v.created_at,
+      updated_at = v.updated_at, raw = v.raw::jsonb, envelope_id = coalesce(v.envelope_id, o.envelope_id),
       last_checked_at = $28::timestamptz,
       last_changed_at = CASE WHEN v.changed THEN $28::timestamptz ELSE o.last_changed_at END,
       next_check_at = v.next_check_at, terminal = v.terminal, check_reason = v.check_reason
