@@ -117,11 +117,13 @@ const std::string& InsertNewSql() {
       std::string("INSERT INTO mailtrail.orders (") + kTypedNames +
       ", last_changed_at, next_check_at, terminal, check_reason, first_seen_at, "
       "last_checked_at)\n"
-      "SELECT" + kTypedValues +
+      "SELECT" +
+      kTypedValues +
       ",\n      v.last_changed_at, v.next_check_at, v.terminal, v.check_reason, $28::timestamptz, "
       "$28::timestamptz\nFROM unnest(" +
-      kTypedArrays + ", $24::timestamptz[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v(" +
-      kTypedNames + ", last_changed_at, next_check_at, terminal, check_reason)\n"
+      kTypedArrays +
+      ", $24::timestamptz[], $25::timestamptz[], $26::boolean[], $27::text[]) AS v(" + kTypedNames +
+      ", last_changed_at, next_check_at, terminal, check_reason)\n"
       "ON CONFLICT (id) DO NOTHING RETURNING id";
   return sql;
 }
