@@ -188,8 +188,8 @@ net::awaitable<Response> HandleDelivery(StatePtr state, Headers headers, std::st
     delivery.event_id = event.event_id;
     if (!event.type.empty()) delivery.event_type = event.type;
     if (event.order) delivery.order_id = event.order->id;
-    // The JSON format's body is the event itself; keep its bytes rather than a re-serialisation.
-    delivery.payload = *verified.format == PayloadFormat::kJson ? body : verified.payload.dump();
+    // The event's own text (the JSON format's body, the JWT's claims), not a re-serialisation.
+    delivery.payload = std::move(verified.payload_text);
   } else {
     delivery.rejection_reason = verified.reason;
     delivery.payload = RefusedPayload(body);

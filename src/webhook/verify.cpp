@@ -183,7 +183,7 @@ VerifyResult VerifyJwt(std::string_view token, const std::vector<std::string>& s
   if (!*hs256) return Refuse(kFormat, "alg_not_allowed", 401);
   if (!verified) return Refuse(kFormat, "bad_signature", 401);
 
-  const auto claims_text = Base64UrlDecode(claims_part);
+  auto claims_text = Base64UrlDecode(claims_part);
   if (!claims_text) return Refuse(kFormat, "malformed_token", 400);
   nlohmann::json claims = nlohmann::json::parse(*claims_text, nullptr, false);
   if (!claims.is_object()) return Refuse(kFormat, "not_json", 400);
@@ -205,6 +205,7 @@ VerifyResult VerifyJwt(std::string_view token, const std::vector<std::string>& s
   result.format = kFormat;
   result.status = 200;
   result.payload = std::move(claims);
+  result.payload_text = std::move(*claims_text);
   return result;
 }
 
@@ -265,6 +266,7 @@ VerifyResult VerifyJson(std::string_view signature_header, std::string_view body
   result.format = kFormat;
   result.status = 200;
   result.payload = std::move(event);
+  result.payload_text = std::string(body);
   return result;
 }
 
@@ -307,23 +309,22 @@ Event ParseEvent(const nlohmann::json& payload) {
   Event event;
   event.event_id = StringField(payload, "id");
   event.type = StringField(payload, "type").value_or("");
-  if (payload.is_object()) {
-    if (const auto data = payload.find("data"); data != payload.end()) event.order_json = *data;
-  }
-
   const std::size_t dot = event.type.rfind('.');
   if (dot == std::string::npos) return event;
   const auto type = domain::OrderTypeFromObject(std::string_view(event.type).substr(0, dot));
   if (!type) return event;
-  const auto id = StringField(event.order_json, "id");
+  const auto data = payload.find("data");
+  if (data == payload.end()) return event;
+  const auto id = StringField(*data, "id");
   if (!id || id->empty()) return event;
 
   domain::OrderRef ref;
   ref.type = *type;
   ref.id = *id;
   if (*type == domain::OrderType::kReturnEnvelopeOrder) {
-    const auto envelope = event.order_json.find("returnEnvelope");
-    if (envelope == event.order_json.end()) return event;
+    if (!data->is_object()) return event;
+    const auto envelope = data->find("returnEnvelope");
+    if (envelope == data->end()) return event;
     if (envelope->is_string()) {
       ref.envelope_id = envelope->get<std::string>();
     } else if (auto nested = StringField(*envelope, "id")) {

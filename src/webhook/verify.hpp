@@ -46,6 +46,9 @@ struct VerifyResult {  // NOLINT(bugprone-exception-escape): json's move is noex
   int status = 400;
   /// The decoded payload when ok: the JWT claims, or the JSON format's body. Null otherwise.
   nlohmann::json payload;
+  /// The payload's JSON text when ok: the JWT's decoded claims segment, or the JSON format's body
+  /// (what is stored as `payload`, without serialising the parsed tree again).
+  std::string payload_text;
 };
 
 /// Verifies one webhook delivery from its raw bytes, before anything in the body is parsed.
@@ -75,10 +78,9 @@ struct Event {  // NOLINT(bugprone-exception-escape): as VerifyResult
   /// `letter.updated`, `tracker.visited`, ...; empty when the payload names none.
   std::string type;
   /// The order the event is about; nullopt for non-order events ("ignored") and for order events
-  /// whose data lacks the ids needed to fetch the order.
+  /// whose data lacks the ids needed to fetch the order. The event's `data` itself (the order as
+  /// PostGrid sent it) is a hint, never truth: the order is refreshed by GET, so it is not kept.
   std::optional<domain::OrderRef> order;
-  /// The event's `data` object (the order as PostGrid sent it; a hint, never truth). Null if none.
-  nlohmann::json order_json;
 };
 
 /// Reads the event type and the order it names from a verified payload.

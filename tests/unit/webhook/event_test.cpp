@@ -29,7 +29,6 @@ TEST(ParseEvent, JwtLetterWithoutObjectTakesTheTypeFromTheEventType) {
   EXPECT_EQ(event.type, "letter.updated");
   ASSERT_TRUE(event.order.has_value());
   EXPECT_EQ(*event.order, (OrderRef{OrderType::kLetter, "letter_1aB2cD3eF4gH5iJ6kL7mN8", ""}));
-  EXPECT_EQ(event.order_json.at("status"), "printing");
 }
 
 TEST(ParseEvent, JsonFormatCarriesTheEventId) {

@@ -303,8 +303,10 @@ TEST_P(VerifyTable, GivesTheExpectedStatusAndReason) {
   EXPECT_EQ(result.format, row.format);
   if (result.ok) {
     EXPECT_TRUE(result.payload.is_object());
+    EXPECT_EQ(nlohmann::json::parse(result.payload_text), result.payload);
   } else {
     EXPECT_TRUE(result.payload.is_null());
+    EXPECT_TRUE(result.payload_text.empty());
   }
 }
 
@@ -322,6 +324,11 @@ TEST(Verify, JwtPayloadIsTheClaims) {
   ASSERT_TRUE(result.ok);
   EXPECT_EQ(result.payload.at("type"), "postcard.updated");
   EXPECT_EQ(result.payload.at("data").at("id"), "postcard_xyz");
+  // The text kept for storage is the token's claims segment decoded, not a re-serialisation
+  // (which would order the keys).
+  EXPECT_EQ(result.payload_text,
+            R"({"type":"postcard.updated","data":{"id":"postcard_xyz",)"
+            R"("status":"processed_for_delivery"},"iat":1699999990})");
 }
 
 TEST(Verify, JsonPayloadIsTheBody) {
@@ -329,6 +336,7 @@ TEST(Verify, JsonPayloadIsTheBody) {
       Verify(Sig(JsonSig("1700000000", kSigSeconds)), kBody, Secrets(), kNow, kMaxAge);
   ASSERT_TRUE(result.ok);
   EXPECT_EQ(result.payload, nlohmann::json::parse(kBody));
+  EXPECT_EQ(result.payload_text, kBody);
 }
 
 TEST(Verify, MaxAgeIsAppliedToMilliseconds) {
