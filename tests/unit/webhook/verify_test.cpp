@@ -326,9 +326,8 @@ TEST(Verify, JwtPayloadIsTheClaims) {
   EXPECT_EQ(result.payload.at("data").at("id"), "postcard_xyz");
   // The text kept for storage is the token's claims segment decoded, not a re-serialisation
   // (which would order the keys).
-  EXPECT_EQ(result.payload_text,
-            R"({"type":"postcard.updated","data":{"id":"postcard_xyz",)"
-            R"("status":"processed_for_delivery"},"iat":1699999990})");
+  EXPECT_EQ(result.payload_text, R"({"type":"postcard.updated","data":{"id":"postcard_xyz",)"
+                                 R"("status":"processed_for_delivery"},"iat":1699999990})");
 }
 
 TEST(Verify, JsonPayloadIsTheBody) {
