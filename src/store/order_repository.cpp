@@ -141,7 +141,8 @@ const std::string& UpdateAllSql() {
       carrier_status_detail = v.carrier_status_detail, est_delivery_date = v.est_delivery_date,
       signed_by = v.signed_by, cancellation_reason = v.cancellation_reason,
       description = v.description, metadata = v.metadata::jsonb, created_at = v.created_at,
-      updated_at = v.updated_at, raw = v.raw::jsonb, envelope_id = coalesce(v.envelope_id, o.envelope_id),
+      updated_at = v.updated_at, raw = v.raw::jsonb,
+      envelope_id = coalesce(v.envelope_id, o.envelope_id),
       last_checked_at = $28::timestamptz,
       last_changed_at = CASE WHEN v.changed THEN $28::timestamptz ELSE o.last_changed_at END,
       next_check_at = v.next_check_at, terminal = v.terminal, check_reason = v.check_reason

@@ -322,7 +322,6 @@ Event ParseEvent(const nlohmann::json& payload) {
   ref.type = *type;
   ref.id = *id;
   if (*type == domain::OrderType::kReturnEnvelopeOrder) {
-    if (!data->is_object()) return event;
     const auto envelope = data->find("returnEnvelope");
     if (envelope == data->end()) return event;
     if (envelope->is_string()) {
